@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigil-sec/vigil/internal/api"
+	"github.com/vigil-sec/vigil/internal/store"
+	"github.com/vigil-sec/vigil/internal/workload"
+	"github.com/vigil-sec/vigil/internal/workload/docker"
+)
+
+type upOptions struct {
+	listen     string
+	dataDir    string
+	dockerHost string
+}
+
+func newUpCommand(g *globals) *cobra.Command {
+	o := &upOptions{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the Vigil server on this Docker host (as root)",
+		Long: `Run the Vigil server in the foreground: discover the workloads on this host, follow them
+as they come and go, and serve the API.
+
+The API token is created at first start in <data-dir>/token (mode 0600); the other vigil
+commands read it from there. Stop with Ctrl-C or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			return runUp(cmd.Context(), o, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8470", "address for the API (host:port)")
+	f.StringVar(&o.dataDir, "data-dir", store.DefaultDir, "directory for Vigil's state and API token")
+	f.StringVar(&o.dockerHost, "docker-host", "", "Docker daemon address (default: DOCKER_HOST, else "+docker.DefaultHost+")")
+	return cmd
+}
+
+func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
+	if os.Geteuid() != 0 {
+		return errors.New("vigil up must run as root: it reads every container's network namespace; run it with sudo")
+	}
+	host, _, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", o.listen, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		log.Warn("the API listens beyond loopback without TLS: anyone who can reach it sees the token in transit", "listen", o.listen)
+	}
+
+	dir, err := store.OpenDir(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	token, err := api.LoadOrCreateToken(dir.Path)
+	if err != nil {
+		return err
+	}
+
+	rt, err := docker.New(o.dockerHost)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	dockerVersion, err := rt.Ping(pingCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cannot reach Docker at %s: %v\n"+
+			"Start Docker ('systemctl start docker', or 'dockerd &' where there is no systemd; 'make run' does this for you),\n"+
+			"or point --docker-host or DOCKER_HOST at the daemon", rt.Host(), err)
+	}
+
+	reg := workload.NewRegistry(rt, &workload.KernelResolver{}, log)
+	srv := api.NewServer(reg, token, buildVersion().Version, log)
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	log.Info("vigil is up",
+		"version", buildVersion().Version,
+		"api", "http://"+ln.Addr().String(),
+		"data_dir", dir.Path,
+		"token_file", filepath.Join(dir.Path, api.TokenFile),
+		"docker", rt.Host(),
+		"docker_version", dockerVersion)
+
+	grp, ctx := errgroup.WithContext(ctx)
+	grp.Go(func() error { return reg.Run(ctx) })
+	grp.Go(func() error {
+		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("api server: %w", err)
+		}
+		return nil
+	})
+	grp.Go(func() error {
+		<-ctx.Done()
+		log.Info("shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return httpSrv.Shutdown(shutdownCtx)
+	})
+	if err := grp.Wait(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,272 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/workload"
+)
+
+// Workloads is what the API needs of the workload registry.
+type Workloads interface {
+	List() []workload.Workload
+	Get(ref string) (workload.Workload, error)
+	Groups() []workload.Group
+	Status() workload.Status
+}
+
+// Server serves the REST API. It is safe for concurrent use.
+type Server struct {
+	workloads Workloads
+	token     string
+	version   string
+	log       *slog.Logger
+	started   time.Time
+}
+
+// NewServer returns a server over w that accepts token.
+func NewServer(w Workloads, token, version string, log *slog.Logger) *Server {
+	return &Server{workloads: w, token: token, version: version, log: log, started: time.Now()}
+}
+
+// Health is the body of GET /api/v1/health.
+type Health struct {
+	Status    string          `json:"status"` // "ok" or "degraded"
+	Version   string          `json:"version"`
+	Uptime    string          `json:"uptime"`
+	Runtime   workload.Status `json:"runtime"`
+	Workloads int             `json:"workloads"`
+}
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// Handler returns the API's HTTP handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/health", methods{http.MethodGet: s.health})
+	mux.Handle("/api/v1/workloads", s.auth(methods{http.MethodGet: s.listWorkloads}))
+	mux.Handle("/api/v1/workloads/{ref}", s.auth(methods{http.MethodGet: s.getWorkload}))
+	mux.Handle("/api/v1/groups", s.auth(methods{http.MethodGet: s.listGroups}))
+	mux.Handle("/api/v1/groups/{name}", s.auth(methods{http.MethodGet: s.getGroup}))
+	// Anything else is unknown, but only an authenticated caller learns which paths exist.
+	mux.Handle("/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
+	})))
+	return s.logRequests(mux)
+}
+
+// methods routes by HTTP method and answers 405 with an Allow header for the others.
+type methods map[string]http.HandlerFunc
+
+func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := m[r.Method]; ok {
+		h(w, r)
+		return
+	}
+	if r.Method == http.MethodHead {
+		if h, ok := m[http.MethodGet]; ok {
+			h(w, r)
+			return
+		}
+	}
+	allow := make([]string, 0, len(m))
+	for k := range m {
+		allow = append(allow, k)
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		scheme, tok, ok := strings.Cut(h, " ")
+		if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || !tokenEqual(strings.TrimSpace(tok), s.token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+			msg := "missing bearer token"
+			if h != "" {
+				msg = "invalid bearer token"
+			}
+			writeError(w, http.StatusUnauthorized, msg)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rec, r)
+		level := slog.LevelDebug
+		if rec.status == http.StatusUnauthorized {
+			level = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), level, "api request", "method", r.Method, "path", r.URL.Path,
+			"status", rec.status, "remote", r.RemoteAddr, "duration", time.Since(start).Round(time.Microsecond))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	st := s.workloads.Status()
+	h := Health{
+		Status:    "ok",
+		Version:   s.version,
+		Uptime:    time.Since(s.started).Round(time.Second).String(),
+		Runtime:   st,
+		Workloads: len(s.workloads.List()),
+	}
+	code := http.StatusOK
+	if !st.Connected {
+		h.Status = "degraded"
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, h)
+}
+
+// groupPattern is what a group name may look like: the prefix and a DNS label, or a
+// special endpoint.
+var groupPattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9.-]{0,250}[a-z0-9])?)$`)
+
+func (s *Server) listWorkloads(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r, "group") {
+		return
+	}
+	group := r.URL.Query().Get("group")
+	if group != "" && !groupPattern.MatchString(group) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid group name %q", group))
+		return
+	}
+	list := s.workloads.List()
+	if group != "" {
+		kept := list[:0]
+		for _, wl := range list {
+			if wl.Group == group {
+				kept = append(kept, wl)
+			}
+		}
+		list = kept
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// refPattern bounds what a workload reference may be: a container ID, prefix or name.
+var refPattern = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$`)
+
+func (s *Server) getWorkload(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	ref := r.PathValue("ref")
+	if !refPattern.MatchString(ref) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid workload reference %q: give an ID, an ID prefix or a name", ref))
+		return
+	}
+	wl, err := s.workloads.Get(ref)
+	switch {
+	case errors.Is(err, workload.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no workload %q", ref))
+	case errors.Is(err, workload.ErrAmbiguous):
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, wl)
+	}
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, s.workloads.Groups())
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	name := r.PathValue("name")
+	if !groupPattern.MatchString(name) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid group name %q", name))
+		return
+	}
+	for _, g := range s.workloads.Groups() {
+		if g.Name == name {
+			writeJSON(w, http.StatusOK, g)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("no group %q", name))
+}
+
+// checkQuery rejects query parameters the endpoint does not take, so that a typo in a
+// filter is an error rather than an unfiltered answer.
+func checkQuery(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
+	q, err := parseQuery(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return false
+	}
+	for k, v := range q {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || k == a
+		}
+		if !ok {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q", k))
+			return false
+		}
+		if len(v) > 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter %q given %d times", k, len(v)))
+			return false
+		}
+	}
+	return true
+}
+
+func parseQuery(r *http.Request) (map[string][]string, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("malformed query string: %w", err)
+	}
+	return q, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client hung up; nothing left to tell it
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, ErrorBody{Error: msg})
+}

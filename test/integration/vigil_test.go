@@ -1,0 +1,170 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/api"
+	"github.com/vigil-sec/vigil/internal/workload"
+)
+
+// vigilProc is a running `vigil up`.
+type vigilProc struct {
+	cmd       *exec.Cmd
+	URL       string
+	DataDir   string
+	TokenFile string
+	Client    *api.Client
+	logs      *syncBuffer
+	done      chan struct{}
+	waitErr   error
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startVigil runs `vigil up` on a free loopback port with a fresh data dir and waits until
+// it reports healthy. It is stopped with SIGTERM when the test ends, and must then exit 0.
+func startVigil(t *testing.T, extra ...string) *vigilProc {
+	t.Helper()
+	addr := freeAddr(t)
+	v := &vigilProc{
+		URL:     "http://" + addr,
+		DataDir: filepath.Join(t.TempDir(), "data"),
+		logs:    &syncBuffer{},
+		done:    make(chan struct{}),
+	}
+	v.TokenFile = filepath.Join(v.DataDir, api.TokenFile)
+	args := append([]string{"up", "--listen", addr, "--data-dir", v.DataDir, "--log-level", "debug"}, extra...)
+	v.cmd = exec.Command(vigilBin, args...)
+	v.cmd.Stdout, v.cmd.Stderr = v.logs, v.logs
+	if err := v.cmd.Start(); err != nil {
+		t.Fatalf("start vigil: %v", err)
+	}
+	go func() {
+		v.waitErr = v.cmd.Wait()
+		close(v.done)
+	}()
+	t.Cleanup(func() {
+		v.stop(t)
+		if t.Failed() {
+			t.Logf("vigil logs:\n%s", v.logs.String())
+		}
+	})
+
+	eventually(t, 30*time.Second, "vigil up to report healthy", func() (bool, string) {
+		select {
+		case <-v.done:
+			t.Fatalf("vigil up exited early: %v\n%s", v.waitErr, v.logs.String())
+		default:
+		}
+		tok, err := api.ReadToken(v.TokenFile)
+		if err != nil {
+			return false, err.Error()
+		}
+		if v.Client == nil {
+			if v.Client, err = api.NewClient(v.URL, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h, err := v.Client.Health(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		return h.Status == "ok", fmt.Sprintf("health %+v", h)
+	})
+	return v
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (v *vigilProc) stop(t *testing.T) {
+	select {
+	case <-v.done:
+		return
+	default:
+	}
+	_ = v.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-v.done:
+		if v.waitErr != nil {
+			t.Errorf("vigil up did not exit cleanly on SIGTERM: %v", v.waitErr)
+		}
+	case <-time.After(15 * time.Second):
+		_ = v.cmd.Process.Kill()
+		<-v.done
+		t.Errorf("vigil up did not stop within 15 s of SIGTERM")
+	}
+}
+
+// workloads lists the workloads through the API.
+func (v *vigilProc) workloads(t *testing.T) []workload.Workload {
+	t.Helper()
+	list, err := v.Client.Workloads(context.Background())
+	if err != nil {
+		t.Fatalf("list workloads: %v", err)
+	}
+	return list
+}
+
+func find(list []workload.Workload, id string) (workload.Workload, bool) {
+	for _, w := range list {
+		if w.ID == id {
+			return w, true
+		}
+	}
+	return workload.Workload{}, false
+}
+
+// eventually polls cond every 10 ms until it holds or timeout passes, then fails the test
+// with cond's last explanation.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		last = why
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s; last: %s", timeout, what, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
