@@ -54,7 +54,7 @@ commands read it from there. Stop with Ctrl-C or SIGTERM.`,
 
 func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	if os.Geteuid() != 0 {
-		return errors.New("vigil up must run as root: it reads every container's network namespace; run it with sudo")
+		return errors.New("'vigil up' must run as root: it reads every container's network namespace; run it with sudo")
 	}
 	host, _, err := net.SplitHostPort(o.listen)
 	if err != nil {

@@ -177,12 +177,13 @@ func (k *KernelResolver) Host() (Workload, error) {
 	return w, nil
 }
 
-// hostInterfaces lists the host's own interfaces: everything but loopback and the host
-// ends of workload veths, which belong to the workloads.
+// hostInterfaces lists the host's own interfaces: everything but loopback, the host ends
+// of workload veths (they belong to the workloads) and ifb devices, which only mirror
+// other interfaces' traffic for shaping.
 func hostInterfaces(links []Link) []Interface {
 	var out []Interface
 	for _, l := range links {
-		if l.Type == "veth" || l.Name == "lo" {
+		if l.Type == "veth" || l.Type == "ifb" || l.Name == "lo" {
 			continue
 		}
 		out = append(out, Interface{

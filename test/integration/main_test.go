@@ -50,6 +50,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// Other users must be able to run the binary: one test checks the refusal as non-root.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	vigilBin = filepath.Join(dir, "vigil")
 	build := exec.Command("go", "build", "-o", vigilBin, "../../cmd/vigil")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr

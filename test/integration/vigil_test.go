@@ -167,4 +167,3 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-

@@ -409,4 +409,3 @@ func (d *Docker) RemoveLeftovers(ctx context.Context) error {
 	}
 	return nil
 }
-
