@@ -1,6 +1,6 @@
 module github.com/vigil-sec/vigil
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/containerd/errdefs v1.0.0
@@ -11,7 +11,7 @@ require (
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
 	golang.org/x/sync v0.25.0
-	golang.org/x/sys v0.33.0
+	golang.org/x/sys v0.49.0
 )
 
 require (

@@ -37,9 +37,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 		die "apt-get install ${missing[*]} failed"
 fi
 
-if ! command -v go >/dev/null 2>&1; then
-	[ -x /usr/local/go/bin/go ] || die "Go is not installed: install Go 1.26 to /usr/local/go (https://go.dev/doc/install)"
-fi
+export PATH=/usr/local/go/bin:$PATH
+command -v go >/dev/null 2>&1 || die "Go is not installed: install Go 1.26 or newer to /usr/local/go"
+gover=$(go env GOVERSION)
+case "$gover" in
+go1.2[6-9]* | go1.[3-9][0-9]* | go[2-9]*) ;;
+*) die "Go $gover is too old: Vigil needs Go 1.26 or newer (in /usr/local/go)" ;;
+esac
 
 docker_ok() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
@@ -64,4 +68,4 @@ if ! docker_ok; then
 	done
 	docker_ok || die "Docker did not come up within 60 s; see /var/log/vigil-dockerd.log"
 fi
-log "ready: docker $(docker version --format '{{.Server.Version}}'), $(go version 2>/dev/null || /usr/local/go/bin/go version)"
+log "ready: docker $(docker version --format '{{.Server.Version}}'), $gover"

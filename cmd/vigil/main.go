@@ -4,26 +4,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vigil-sec/vigil/internal/api"
+	"github.com/vigil-sec/vigil/internal/store"
 )
-
-// exitError carries a specific exit code out of a command.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -33,10 +27,6 @@ func main() {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "vigil: "+err.Error())
-	var ee *exitError
-	if errors.As(err, &ee) {
-		os.Exit(ee.code)
-	}
 	os.Exit(1)
 }
 
@@ -67,8 +57,8 @@ Start the server on a Docker host with 'vigil up' (as root); the other commands 
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	pf.StringVar(&g.server, "server", envOr("VIGIL_SERVER", "http://127.0.0.1:8470"), "address of the Vigil server (env VIGIL_SERVER)")
-	pf.StringVar(&g.tokenFile, "token-file", envOr("VIGIL_TOKEN_FILE", "/var/lib/vigil/token"), "file holding the API token (env VIGIL_TOKEN_FILE)")
+	pf.StringVar(&g.server, "server", envOr("VIGIL_SERVER", api.DefaultServer), "address of the Vigil server (env VIGIL_SERVER)")
+	pf.StringVar(&g.tokenFile, "token-file", envOr("VIGIL_TOKEN_FILE", filepath.Join(store.DefaultDir, api.TokenFile)), "file holding the API token (env VIGIL_TOKEN_FILE)")
 
 	root.AddCommand(
 		newUpCommand(g),

@@ -256,14 +256,18 @@ func (r *Registry) resync(list []Workload) {
 			next[w.ID] = w
 		}
 	}
-	if h, err := r.net.Host(); err != nil {
-		r.log.Warn("describe host", "err", err)
-	} else {
+	h, hostErr := r.net.Host()
+	if hostErr == nil {
 		next[h.ID] = h
+	} else {
+		r.log.Warn("describe host", "err", hostErr)
 	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if old, ok := r.byID[HostID]; ok && hostErr != nil {
+		next[HostID] = old // keep what was known of the host rather than lose it
+	}
 	for id, old := range r.byID {
 		if _, ok := next[id]; !ok {
 			delete(r.byID, id)
@@ -325,8 +329,11 @@ func (r *Registry) setStatus(connected bool, err error) {
 		r.status.Since = time.Now()
 	}
 	r.status.Connected = connected
-	if err != nil {
+	switch {
+	case err != nil:
 		r.status.LastError = err.Error()
+	case connected:
+		r.status.LastError = ""
 	}
 }
 

@@ -36,8 +36,8 @@ type Workload struct {
 	Labels  map[string]string `json:"labels"`
 	State   string            `json:"state"`
 	PID     int               `json:"pid"`
-	// NetworkMode is the runtime's network mode: "bridge", "host", "none",
-	// "container:<id>" or the name of a user-defined network.
+	// NetworkMode is the runtime's network mode: "default" or "bridge" (the default
+	// bridge), "host", "none", "container:<id>" or the name of a user-defined network.
 	NetworkMode string `json:"network_mode"`
 	NetNS       NetNS  `json:"netns"`
 	// SharesNetNSWith names the workload whose network namespace this one joined:
