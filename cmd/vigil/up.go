@@ -89,7 +89,10 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	}
 
 	reg := workload.NewRegistry(rt, &workload.KernelResolver{}, log)
-	srv := api.NewServer(reg, token, buildVersion().Version, log)
+	srv, err := api.NewServer(reg, token, buildVersion().Version, log)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {

@@ -33,6 +33,7 @@ type Client struct {
 type StatusError struct {
 	Code    int
 	Message string
+	body    []byte
 }
 
 func (e *StatusError) Error() string {
@@ -70,8 +71,10 @@ func (c *Client) Health(ctx context.Context) (Health, error) {
 	err := c.get(ctx, "/api/v1/health", &h)
 	var se *StatusError
 	if errors.As(err, &se) && se.Code == http.StatusServiceUnavailable {
-		// Degraded still carries the body.
-		return h, nil
+		// A degraded Vigil answers 503 with its health; a proxy's 503 is an error.
+		if json.Unmarshal(se.body, &h) == nil && h.Status != "" {
+			return h, nil
+		}
 	}
 	return h, err
 }
@@ -94,10 +97,9 @@ func (c *Client) Groups(ctx context.Context) ([]workload.Group, error) {
 	return out, c.get(ctx, "/api/v1/groups", &out)
 }
 
+// get fetches path, which must already be escaped, below the server's base URL.
 func (c *Client) get(ctx context.Context, path string, into any) error {
-	u := *c.base
-	u.Path += path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+path, nil)
 	if err != nil {
 		return err
 	}
@@ -113,21 +115,18 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return fmt.Errorf("read response from %s: %w", u.Path, err)
+		return fmt.Errorf("read response from %s: %w", path, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var eb ErrorBody
 		if json.Unmarshal(body, &eb) != nil || eb.Error == "" {
 			eb.Error = strings.TrimSpace(string(body))
 		}
-		se := &StatusError{Code: resp.StatusCode, Message: eb.Error}
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			_ = json.Unmarshal(body, into)
-		}
+		se := &StatusError{Code: resp.StatusCode, Message: eb.Error, body: body}
 		return se
 	}
 	if err := json.Unmarshal(body, into); err != nil {
-		return fmt.Errorf("decode response from %s: %w", u.Path, err)
+		return fmt.Errorf("decode response from %s: %w", path, err)
 	}
 	return nil
 }

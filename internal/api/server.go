@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,9 +33,13 @@ type Server struct {
 	started   time.Time
 }
 
-// NewServer returns a server over w that accepts token.
-func NewServer(w Workloads, token, version string, log *slog.Logger) *Server {
-	return &Server{workloads: w, token: token, version: version, log: log, started: time.Now()}
+// NewServer returns a server over w that accepts token, which must be a well-formed Vigil
+// token (an empty one would let an empty credential in).
+func NewServer(w Workloads, token, version string, log *slog.Logger) (*Server, error) {
+	if err := checkToken(token); err != nil {
+		return nil, fmt.Errorf("api server: %w", err)
+	}
+	return &Server{workloads: w, token: token, version: version, log: log, started: time.Now()}, nil
 }
 
 // Health is the body of GET /api/v1/health.
@@ -59,10 +65,19 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/api/v1/groups", s.auth(methods{http.MethodGet: s.listGroups}))
 	mux.Handle("/api/v1/groups/{name}", s.auth(methods{http.MethodGet: s.getGroup}))
 	// Anything else is unknown, but only an authenticated caller learns which paths exist.
-	mux.Handle("/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notFound := s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
-	})))
-	return s.logRequests(mux)
+	}))
+	mux.Handle("/", notFound)
+	return s.logRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// ServeMux would redirect a path that is not in canonical form (//x, /a/../b) with
+		// an HTML body before any check; such paths name no endpoint.
+		if p := r.URL.EscapedPath(); p == "" || path.Clean(p) != p && path.Clean(p)+"/" != p {
+			notFound.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 }
 
 // methods routes by HTTP method and answers 405 with an Allow header for the others.
@@ -79,10 +94,14 @@ func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	allow := make([]string, 0, len(m))
+	allow := make([]string, 0, len(m)+1)
 	for k := range m {
 		allow = append(allow, k)
+		if k == http.MethodGet {
+			allow = append(allow, http.MethodHead)
+		}
 	}
+	slices.Sort(allow)
 	w.Header().Set("Allow", strings.Join(allow, ", "))
 	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
 }
@@ -161,15 +180,11 @@ func (s *Server) listWorkloads(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid group name %q", group))
 		return
 	}
-	list := s.workloads.List()
-	if group != "" {
-		kept := list[:0]
-		for _, wl := range list {
-			if wl.Group == group {
-				kept = append(kept, wl)
-			}
+	list := []workload.Workload{}
+	for _, wl := range s.workloads.List() {
+		if group == "" || wl.Group == group {
+			list = append(list, wl)
 		}
-		list = kept
 	}
 	writeJSON(w, http.StatusOK, list)
 }
@@ -203,7 +218,11 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 	if !checkQuery(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.workloads.Groups())
+	groups := s.workloads.Groups()
+	if groups == nil {
+		groups = []workload.Group{}
+	}
+	writeJSON(w, http.StatusOK, groups)
 }
 
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // TokenFile is the name of the token file in the data dir.
@@ -65,7 +67,17 @@ func LoadOrCreateToken(dir string) (string, error) {
 // ReadToken reads and checks a token file. It fails with fs.ErrNotExist (wrapped) when
 // the file is missing.
 func ReadToken(path string) (string, error) {
-	info, err := os.Lstat(path)
+	// Open once, without following a symlink, and check what was opened, so the file
+	// cannot be swapped between the check and the read.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return "", fmt.Errorf("token file %s is not a regular file (a symbolic link); refusing to follow it", path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
 	if err != nil {
 		return "", fmt.Errorf("token file: %w", err)
 	}
@@ -75,7 +87,7 @@ func ReadToken(path string) (string, error) {
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
 		return "", fmt.Errorf("token file %s has mode %04o: group and others must not be able to read it; run 'chmod 600 %s' or delete it to have a new token made", path, perm, path)
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := io.ReadAll(io.LimitReader(f, 1024))
 	if err != nil {
 		return "", fmt.Errorf("read token file: %w", err)
 	}
