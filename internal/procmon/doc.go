@@ -1,0 +1,29 @@
+// Package procmon watches the processes on a host. Its first job is socket attribution:
+// [SocketOwners] answers "which process owns the TCP or UDP socket at this end of this flow,
+// in this network namespace", so that a flow carries its owning process from its birth.
+//
+// Attribution has two steps. The kernel's sock_diag interface (NETLINK_INET_DIAG), asked
+// from a netlink socket created inside the flow's network namespace, names the socket: its
+// inode. The owner is then the process holding a file descriptor that links to
+// "socket:[inode]", found by reading /proc/PID/fd of the processes whose network namespace
+// is the flow's. Both steps are cached; see [SocketOwners] for the cost of each.
+//
+// What it needs: root (CAP_SYS_ADMIN to enter other network namespaces, CAP_SYS_PTRACE or
+// CAP_DAC_READ_SEARCH to read other processes' descriptors), the host's /proc (the host PID
+// namespace) at the procRoot given to [NewSocketOwners], and a kernel with inet_diag,
+// tcp_diag and udp_diag (Debian loads them on first use).
+//
+// Traps:
+//   - Each namespace Lookup has been asked about keeps an open netlink socket, and that
+//     socket keeps the namespace alive after its last process has gone. Sockets idle for
+//     30 seconds are closed on the next Lookup; Close releases them all.
+//   - A socket is attributed only to a process whose main thread lives in the socket's
+//     network namespace. Sockets made in a namespace by a process that lives elsewhere
+//     (dockerd's embedded DNS server, a CNI plugin, a thread that called setns) are not
+//     attributed: Lookup says so rather than guess.
+//   - The network namespace of each process is remembered. One that moves to another
+//     namespace long after it started (setns, unshare) is seen there at the next periodic
+//     re-read, within 10 seconds; those that move at birth (runc, nsenter) are seen at once.
+//   - The owner is found while it holds the socket. A client that has already closed the
+//     socket or exited when Lookup runs cannot be attributed.
+package procmon
