@@ -70,6 +70,10 @@ const (
 // for what it records in d. The same parser may be shown the other direction too,
 // before or after it matched, to complete d (an HTTP response status, a TLS server
 // version); it then sets only fields it learns from that direction.
+//
+// The Inspector shows a parser that has not matched yet a fresh, zero Detail on every call
+// and keeps it only when the call answers Match, so a NoMatch or NeedMore answer may leave
+// d half-filled without harm. Once the parser matched, it is shown the flow's own Detail.
 type Parser interface {
 	App() App
 	Inspect(t Transport, dir Direction, data []byte, d *Detail) Verdict
