@@ -64,6 +64,8 @@ Start the server on a Docker host with 'vigil up' (as root); the other commands 
 		newUpCommand(g),
 		newWorkloadsCommand(g),
 		newGroupsCommand(g),
+		newFlowsCommand(g),
+		newGraphCommand(g),
 		newVersionCommand(g),
 	)
 	return root

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,16 +15,30 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigil-sec/vigil/internal/agent"
 	"github.com/vigil-sec/vigil/internal/api"
+	"github.com/vigil-sec/vigil/internal/controller"
+	"github.com/vigil-sec/vigil/internal/flow"
+	"github.com/vigil-sec/vigil/internal/procmon"
 	"github.com/vigil-sec/vigil/internal/store"
 	"github.com/vigil-sec/vigil/internal/workload"
 	"github.com/vigil-sec/vigil/internal/workload/docker"
 )
 
 type upOptions struct {
-	listen     string
-	dataDir    string
-	dockerHost string
+	listen      string
+	dataDir     string
+	dockerHost  string
+	maxFlows    int
+	flowHistory int
+}
+
+// socketOwners adapts procmon's socket lookup to what the agent asks.
+type socketOwners struct{ *procmon.SocketOwners }
+
+func (s socketOwners) Lookup(ctx context.Context, ns workload.NetNS, proto uint8, local, remote netip.AddrPort) (flow.Process, bool) {
+	p, ok := s.SocketOwners.Lookup(ctx, procmon.NetNSRef{Path: ns.Path, Inode: ns.Inode}, proto, local, remote)
+	return flow.Process{PID: p.PID, Comm: p.Comm, Exe: p.Exe, UID: p.UID}, ok
 }
 
 func newUpCommand(g *globals) *cobra.Command {
@@ -49,6 +64,8 @@ commands read it from there. Stop with Ctrl-C or SIGTERM.`,
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8470", "address for the API (host:port)")
 	f.StringVar(&o.dataDir, "data-dir", store.DefaultDir, "directory for Vigil's state and API token")
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker daemon address (default: DOCKER_HOST, else "+docker.DefaultHost+")")
+	f.IntVar(&o.maxFlows, "max-flows", 262144, "bound of the flow table; the least recently active flow is evicted past it")
+	f.IntVar(&o.flowHistory, "flow-history", 20000, "how many ended flows the API keeps")
 	return cmd
 }
 
@@ -93,6 +110,14 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	flows := controller.NewFlows(o.flowHistory, 100000)
+	owners := procmon.NewSocketOwners("/proc", log)
+	defer owners.Close()
+	ag := agent.New(agent.Config{
+		Flows:        flow.Config{MaxFlows: o.maxFlows},
+		NewInspector: newInspector,
+	}, reg, socketOwners{owners}, flows, log)
+	srv.SetFlows(flows, func() any { return ag.Stats() })
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -118,6 +143,7 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 
 	grp, ctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return reg.Run(ctx) })
+	grp.Go(func() error { return ag.Run(ctx) })
 	grp.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("api server: %w", err)

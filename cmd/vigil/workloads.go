@@ -46,6 +46,10 @@ func writeJSONTo(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+func writeJSONCompact(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
+
 func newWorkloadsCommand(g *globals) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-sec/vigil/internal/controller"
+	"github.com/vigil-sec/vigil/internal/flow"
 	"github.com/vigil-sec/vigil/internal/workload"
 )
 
@@ -129,4 +132,95 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 		return fmt.Errorf("decode response from %s: %w", path, err)
 	}
 	return nil
+}
+
+// Flows lists recent flows; q holds the filters (workload, group, app, proto, since,
+// limit).
+func (c *Client) Flows(ctx context.Context, q url.Values) ([]flow.Record, error) {
+	var out []flow.Record
+	return out, c.get(ctx, "/api/v1/flows"+query(q), &out)
+}
+
+// Graph fetches the connection graph.
+func (c *Client) Graph(ctx context.Context) (controller.Graph, error) {
+	var out controller.Graph
+	return out, c.get(ctx, "/api/v1/graph", &out)
+}
+
+// Capture fetches the data path's counters.
+func (c *Client) Capture(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.get(ctx, "/api/v1/capture", &out)
+}
+
+func query(q url.Values) string {
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+// maxEventSize bounds one server-sent event.
+const maxEventSize = 1 << 20
+
+// StreamFlows follows the flow stream, calling fn for each event, until ctx ends, fn
+// returns an error, or the server ends the stream.
+func (c *Client) StreamFlows(ctx context.Context, q url.Values, fn func(flow.Event) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+"/api/v1/flows/stream"+query(q), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "text/event-stream")
+	// No overall timeout: the stream lasts as long as the caller wants.
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("cannot reach Vigil at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var eb ErrorBody
+		if json.Unmarshal(body, &eb) != nil || eb.Error == "" {
+			eb.Error = strings.TrimSpace(string(body))
+		}
+		return &StatusError{Code: resp.StatusCode, Message: eb.Error}
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), maxEventSize)
+	var event, data string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if event == "flow" {
+				var ev flow.Event
+				if err := json.Unmarshal([]byte(data), &ev); err != nil {
+					return fmt.Errorf("decode flow event: %w", err)
+				}
+				if err := fn(ev); err != nil {
+					return err
+				}
+			} else if event == "error" {
+				var eb ErrorBody
+				_ = json.Unmarshal([]byte(data), &eb)
+				return fmt.Errorf("server ended the stream: %s", eb.Error)
+			}
+			event, data = "", ""
+		case strings.HasPrefix(line, "event:"):
+			event = strings.TrimSpace(line[len("event:"):])
+		case strings.HasPrefix(line, "data:"):
+			data += strings.TrimPrefix(line[len("data:"):], " ")
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("flow stream: %w", err)
+	}
+	return errors.New("server closed the flow stream")
 }

@@ -27,6 +27,8 @@ type Workloads interface {
 // Server serves the REST API. It is safe for concurrent use.
 type Server struct {
 	workloads Workloads
+	flows     Flows
+	dataPath  func() any
 	token     string
 	version   string
 	log       *slog.Logger
@@ -64,6 +66,12 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/api/v1/workloads/{ref}", s.auth(methods{http.MethodGet: s.getWorkload}))
 	mux.Handle("/api/v1/groups", s.auth(methods{http.MethodGet: s.listGroups}))
 	mux.Handle("/api/v1/groups/{name}", s.auth(methods{http.MethodGet: s.getGroup}))
+	if s.flows != nil {
+		mux.Handle("/api/v1/flows", s.auth(methods{http.MethodGet: s.listFlows}))
+		mux.Handle("/api/v1/flows/stream", s.auth(methods{http.MethodGet: s.streamFlows}))
+		mux.Handle("/api/v1/graph", s.auth(methods{http.MethodGet: s.graph}))
+		mux.Handle("/api/v1/capture", s.auth(methods{http.MethodGet: s.capture}))
+	}
 	// Anything else is unknown, but only an authenticated caller learns which paths exist.
 	notFound := s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
@@ -146,6 +154,9 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (to flush a stream).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if !checkQuery(w, r) {

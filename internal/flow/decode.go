@@ -47,7 +47,8 @@ type Packet struct {
 	VLAN     uint16
 	Proto    uint8
 	Src, Dst netip.AddrPort
-	// Length is the IP packet's length (header included), what byte counters count.
+	// Length is the IP packet's length (header included) as its header gives it, what
+	// byte counters count, even when the capture kept only the first bytes.
 	Length   int
 	TCPFlags uint8
 	Seq      uint32
@@ -113,18 +114,22 @@ func decodeIPv4(b []byte, p *Packet) error {
 	if ihl < 20 || total < ihl || len(b) < ihl {
 		return ErrMalformed
 	}
-	// A frame may carry Ethernet padding past the IP packet, or (with GRO/TSO on a
-	// capture interface) a total length of 0; trust the smaller where they disagree.
-	if total > len(b) || total == 0 {
-		total = len(b)
+	// The frame may hold less than the packet (a snap length cut it: the header still
+	// says what crossed the wire, and that is what counters count) or more (Ethernet
+	// padding). TSO super-frames may say 0.
+	length, end := total, total
+	if total == 0 {
+		length, end = len(b), len(b)
+	} else if end > len(b) {
+		end = len(b)
 	}
 	if binary.BigEndian.Uint16(b[6:8])&0x1fff != 0 {
 		return ErrFragment
 	}
 	src := netip.AddrFrom4([4]byte(b[12:16]))
 	dst := netip.AddrFrom4([4]byte(b[16:20]))
-	p.Length = total
-	return decodeTransport(b[9], b[ihl:total], src, dst, p)
+	p.Length = length
+	return decodeTransport(b[9], b[ihl:end], src, dst, p)
 }
 
 // IPv6 extension headers the decoder walks over.
@@ -144,8 +149,10 @@ func decodeIPv6(b []byte, p *Packet) error {
 		return ErrMalformed
 	}
 	plen := int(binary.BigEndian.Uint16(b[4:6]))
-	end := 40 + plen
-	if end > len(b) || plen == 0 {
+	length, end := 40+plen, 40+plen
+	if plen == 0 { // jumbogram or TSO super-frame
+		length, end = len(b), len(b)
+	} else if end > len(b) {
 		end = len(b)
 	}
 	src := netip.AddrFrom16([16]byte(b[8:24])).Unmap()
@@ -178,7 +185,7 @@ func decodeIPv6(b []byte, p *Packet) error {
 		case ip6NoNext:
 			return ErrUnsupported
 		}
-		p.Length = end
+		p.Length = length
 		return decodeTransport(next, b[off:end], src, dst, p)
 	}
 	return ErrMalformed

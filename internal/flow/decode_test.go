@@ -190,6 +190,17 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+func TestDecodeSnapLength(t *testing.T) {
+	full := frame(etherTypeIPv4, nil, ipv4(ProtoTCP, ipA, ipB, 0, tcp(1, 2, 3, FlagACK, "0123456789abcdef")))
+	var p Packet
+	if err := Decode(full[:len(full)-10], &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Length != 20+20+16 || string(p.Payload) != "012345" {
+		t.Errorf("cut frame: length %d payload %q; want the wire length 56 and the bytes kept", p.Length, p.Payload)
+	}
+}
+
 func TestDecodeEveryTruncation(t *testing.T) {
 	full := frame(etherTypeIPv4, []uint16{5}, ipv4(ProtoTCP, ipA, ipB, 0, tcp(1, 2, 3, FlagACK, "payload")))
 	var p Packet
@@ -212,8 +223,8 @@ func FuzzDecode(f *testing.F) {
 		if err := Decode(b, &p); err != nil {
 			return
 		}
-		if p.Length > len(b) || len(p.Payload) > len(b) {
-			t.Fatalf("decoded lengths exceed the frame: length %d payload %d frame %d", p.Length, len(p.Payload), len(b))
+		if len(p.Payload) > len(b) || p.Length > 65535+40 {
+			t.Fatalf("decoded lengths out of bounds: length %d payload %d frame %d", p.Length, len(p.Payload), len(b))
 		}
 		if !p.Src.Addr().IsValid() || !p.Dst.Addr().IsValid() {
 			t.Fatalf("decoded invalid addresses %v %v", p.Src, p.Dst)

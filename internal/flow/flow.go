@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -51,6 +52,22 @@ func (s State) String() string {
 // MarshalText makes State readable in JSON.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads what MarshalText wrote.
+func (s *State) UnmarshalText(b []byte) error {
+	i, err := parseName(stateNames[:], b)
+	*s = State(i)
+	return err
+}
+
+func parseName(names []string, b []byte) (int, error) {
+	for i, n := range names {
+		if n == string(b) {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown value %q", b)
+}
+
 // Initiator says how the client of a flow was told apart from its server.
 type Initiator uint8
 
@@ -71,6 +88,13 @@ func (i Initiator) String() string {
 
 // MarshalText makes Initiator readable in JSON.
 func (i Initiator) MarshalText() ([]byte, error) { return []byte(i.String()), nil }
+
+// UnmarshalText reads what MarshalText wrote.
+func (i *Initiator) UnmarshalText(b []byte) error {
+	n, err := parseName(initiatorNames[:], b)
+	*i = Initiator(n)
+	return err
+}
 
 // EndpointKind is what an end of a flow is.
 type EndpointKind string

@@ -3,6 +3,8 @@ package flow
 import (
 	"slices"
 	"time"
+
+	"github.com/vigil-sec/vigil/internal/dpi"
 )
 
 // EventType says what an Event reports.
@@ -69,7 +71,7 @@ func (s *shard) sweep(cfg *Config, now int64, full bool, out []Event) []Event {
 	for _, f := range s.pending {
 		switch {
 		case f.removed:
-		case (f.insp == nil || f.app != "unknown") && f.waiting == 0, now-f.First >= delay, f.State == StateClosed:
+		case (f.insp == nil || f.app != dpi.Unknown) && f.waiting == 0, now-f.First >= delay, f.State == StateClosed:
 			f.started = true
 			f.updated = now
 			f.sent = f.Packets

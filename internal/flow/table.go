@@ -191,13 +191,16 @@ func (t *Table) Add(p *Packet, ts int64) {
 		if p.Proto == ProtoUDP {
 			tr = dpi.UDP
 		}
-		if f.insp.Feed(tr, dpi.Direction(dir), p.Seq, p.Payload) {
-			f.app = f.insp.App()
+		done := f.insp.Feed(tr, dpi.Direction(dir), p.Seq, p.Payload)
+		// The application may be known before inspection is done (it still completes
+		// the detail from the other direction): the start is reported as soon as it is.
+		if app := f.insp.App(); app != "" && app != f.app {
+			f.app = app
 			f.detail = f.insp.Detail()
-			if f.app != dpi.DNS {
-				// DNS flows keep feeding the name cache; everything else stops here.
-				f.insp = nil
-			}
+		}
+		if done && f.app != dpi.DNS {
+			// DNS flows keep feeding the name cache; everything else stops here.
+			f.insp = nil
 		}
 	}
 	s.mu.Unlock()

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"net/netip"
 	"testing"
 	"time"
@@ -241,6 +242,45 @@ func BenchmarkEstablished(b *testing.B) {
 func BenchmarkNewFlow(b *testing.B) {
 	tb := NewTable(Config{MaxFlows: 1 << 16, NewInspector: func() Inspector { return &fakeInspector{} }})
 	fr := frame(etherTypeIPv4, nil, ipv4(ProtoTCP, ipA, ipB, 0, tcp(40000, 80, 1, FlagPSH|FlagACK, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")))
+	var p Packet
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		binary.BigEndian.PutUint16(fr[14+20:], uint16(i))
+		fr[14+12+2], fr[14+12+3] = byte(i>>24), byte(i>>16)
+		if err := Decode(fr, &p); err != nil {
+			b.Fatal(err)
+		}
+		tb.Add(&p, int64(i))
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+}
+
+func TestRecordJSONRoundTrip(t *testing.T) {
+	r := Record{ID: 7, Proto: "tcp", State: StateClosing, Initiator: InitiatorPort, App: dpi.HTTP}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Record
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.State != StateClosing || back.Initiator != InitiatorPort || back.App != dpi.HTTP {
+		t.Errorf("round trip: %+v from %s", back, b)
+	}
+	if err := json.Unmarshal([]byte(`{"state":"bogus"}`), &back); err == nil {
+		t.Error("an unknown state decoded without error")
+	}
+}
+
+// BenchmarkFirstPacketDPI is the first-packet path with the real DPI: a new flow whose
+// first payload is an HTTP request, identified by every parser Vigil has.
+func BenchmarkFirstPacketDPI(b *testing.B) {
+	parsers := dpi.Parsers()
+	tb := NewTable(Config{MaxFlows: 1 << 16, NewInspector: func() Inspector { return dpi.NewInspector(parsers, nil) }})
+	fr := frame(etherTypeIPv4, nil, ipv4(ProtoTCP, ipA, ipB, 0, tcp(40000, 80, 1, FlagPSH|FlagACK,
+		"GET /api/v1/orders HTTP/1.1\r\nHost: shop.example.test\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n")))
 	var p Packet
 	b.ReportAllocs()
 	b.ResetTimer()

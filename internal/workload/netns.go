@@ -32,6 +32,8 @@ type Link struct {
 	PeerIndex int
 	MAC       net.HardwareAddr
 	Addrs     []netip.Addr
+	// Subnets are the networks of Addrs (address masked by its prefix length).
+	Subnets []netip.Prefix
 }
 
 // pairVeths matches each veth inside a workload's namespace with its other end among the
@@ -62,6 +64,7 @@ func pairVeths(inner, host []Link, networks []Network) []Interface {
 			PeerName:    in.Name,
 			PeerIfindex: in.Index,
 			Network:     networkByMAC(networks, mac),
+			Subnets:     uniquePrefixes(in.Subnets),
 		})
 	}
 	slices.SortFunc(out, func(a, b Interface) int { return a.Ifindex - b.Ifindex })
@@ -191,6 +194,7 @@ func hostInterfaces(links []Link) []Interface {
 			Ifindex: l.Index,
 			IPs:     uniqueAddrs(l.Addrs),
 			MAC:     formatMAC(l.MAC),
+			Subnets: uniquePrefixes(l.Subnets),
 		})
 	}
 	return out
@@ -241,6 +245,7 @@ func linksIn(nsPath string) ([]Link, error) {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
 	byLink := map[int][]netip.Addr{}
+	subnets := map[int][]netip.Prefix{}
 	for _, a := range addrs {
 		if a.IPNet == nil || a.Scope != int(netlink.SCOPE_UNIVERSE) {
 			continue
@@ -249,7 +254,13 @@ func linksIn(nsPath string) ([]Link, error) {
 		if !ok {
 			continue
 		}
-		byLink[a.LinkIndex] = append(byLink[a.LinkIndex], ip.Unmap())
+		ip = ip.Unmap()
+		byLink[a.LinkIndex] = append(byLink[a.LinkIndex], ip)
+		if ones, _ := a.IPNet.Mask.Size(); ones > 0 {
+			if p, err := ip.Prefix(ones); err == nil {
+				subnets[a.LinkIndex] = append(subnets[a.LinkIndex], p)
+			}
+		}
 	}
 	out := make([]Link, 0, len(nl))
 	for _, l := range nl {
@@ -261,6 +272,7 @@ func linksIn(nsPath string) ([]Link, error) {
 			PeerIndex: attrs.ParentIndex,
 			MAC:       attrs.HardwareAddr,
 			Addrs:     byLink[attrs.Index],
+			Subnets:   subnets[attrs.Index],
 		})
 	}
 	return out, nil

@@ -92,6 +92,9 @@ type Interface struct {
 	PeerIfindex int    `json:"peer_ifindex,omitempty"`
 	// Network is the runtime network this interface belongs to, matched by MAC.
 	Network string `json:"network,omitempty"`
+	// Subnets are the networks of the interface's addresses: what counts as local,
+	// rather than external, when flows are classified.
+	Subnets []netip.Prefix `json:"subnets,omitempty"`
 }
 
 // PublishedPort is a container port published on the host.
@@ -119,6 +122,7 @@ func (w Workload) Clone() Workload {
 	c.Interfaces = slices.Clone(w.Interfaces)
 	for i := range c.Interfaces {
 		c.Interfaces[i].IPs = slices.Clone(w.Interfaces[i].IPs)
+		c.Interfaces[i].Subnets = slices.Clone(w.Interfaces[i].Subnets)
 	}
 	c.IPs = slices.Clone(w.IPs)
 	c.Ports = slices.Clone(w.Ports)
@@ -167,6 +171,17 @@ func appendValid(dst []netip.Addr, addrs ...netip.Addr) []netip.Addr {
 		}
 	}
 	return dst
+}
+
+func uniquePrefixes(ps []netip.Prefix) []netip.Prefix {
+	out := slices.Clone(ps)
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(out)
 }
 
 func uniqueAddrs(addrs []netip.Addr) []netip.Addr {

@@ -167,3 +167,8 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func execVigil(args ...string) (string, error) {
+	out, err := exec.Command(vigilBin, args...).CombinedOutput()
+	return string(out), err
+}

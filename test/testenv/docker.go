@@ -12,8 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,8 +28,25 @@ import (
 // Image is the test image: busybox-static with its applets, made by docker import.
 const Image = "vigil-test/busybox:latest"
 
-// TestLabel marks everything the tests create.
-const TestLabel = "vigil.test"
+// TestLabel marks everything the tests create; TestPIDLabel names the test process that
+// created it, so that leftovers are told apart from what a running suite still uses.
+const (
+	TestLabel    = "vigil.test"
+	TestPIDLabel = "vigil.test.pid"
+)
+
+func testLabels() map[string]string {
+	return map[string]string{TestLabel: "1", TestPIDLabel: strconv.Itoa(os.Getpid())}
+}
+
+// leftover reports whether an object labelled by a test belongs to a process that is gone.
+func leftover(labels map[string]string) bool {
+	pid, err := strconv.Atoi(labels[TestPIDLabel])
+	if err != nil || pid <= 0 {
+		return true
+	}
+	return syscall.Kill(pid, 0) == syscall.ESRCH
+}
 
 // BusyboxPath is where Debian's busybox-static puts the binary the image is made from.
 const BusyboxPath = "/bin/busybox"
@@ -218,6 +237,8 @@ type ContainerSpec struct {
 	Networks    []string // further networks to connect after creation
 	Privileged  bool
 	User        string
+	// ExtraHosts are "name:ip" lines added to the container's /etc/hosts.
+	ExtraHosts []string
 }
 
 // Container is a started test container.
@@ -248,7 +269,7 @@ func (d *Docker) Create(t testing.TB, spec ContainerSpec) Container {
 	if len(spec.Cmd) == 0 {
 		spec.Cmd = []string{"sleep", "3600"}
 	}
-	labels := map[string]string{TestLabel: "1"}
+	labels := testLabels()
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}
@@ -267,6 +288,7 @@ func (d *Docker) Create(t testing.TB, spec ContainerSpec) Container {
 		HostConfig: &container.HostConfig{
 			NetworkMode: mode,
 			Privileged:  spec.Privileged,
+			ExtraHosts:  spec.ExtraHosts,
 			// Containers must stop at once when removed; sleep ignores SIGTERM as PID 1.
 			Init: boolPtr(true),
 		},
@@ -322,6 +344,19 @@ func (d *Docker) Inspect(t testing.TB, id string) container.InspectResponse {
 	return res.Container
 }
 
+// IP returns the container's address on its first network (or on the named one).
+func (d *Docker) IP(t testing.TB, id string, network ...string) string {
+	t.Helper()
+	c := d.Inspect(t, id)
+	for name, ep := range c.NetworkSettings.Networks {
+		if ep != nil && ep.IPAddress.IsValid() && (len(network) == 0 || network[0] == name) {
+			return ep.IPAddress.String()
+		}
+	}
+	t.Fatalf("container %s has no IPv4 address", id)
+	return ""
+}
+
 // Network creates a bridge network and removes it when the test ends.
 func (d *Docker) Network(t testing.TB, name string) string {
 	t.Helper()
@@ -330,7 +365,7 @@ func (d *Docker) Network(t testing.TB, name string) string {
 	}
 	res, err := d.Client.NetworkCreate(context.Background(), name, client.NetworkCreateOptions{
 		Driver: "bridge",
-		Labels: map[string]string{TestLabel: "1"},
+		Labels: testLabels(),
 	})
 	if err != nil {
 		t.Fatalf("create network %s: %v", name, err)
@@ -385,7 +420,7 @@ func (d *Docker) ExecResult(id string, cmd ...string) (string, int, error) {
 }
 
 // RemoveLeftovers removes containers and networks labelled by an earlier test run that
-// was killed before its cleanup ran.
+// was killed before its cleanup ran; those of a test process still running are left.
 func (d *Docker) RemoveLeftovers(ctx context.Context) error {
 	f := client.Filters{}
 	f.Add("label", TestLabel+"=1")
@@ -394,6 +429,9 @@ func (d *Docker) RemoveLeftovers(ctx context.Context) error {
 		return err
 	}
 	for _, c := range cs.Items {
+		if !leftover(c.Labels) {
+			continue
+		}
 		if _, err := d.Client.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return err
 		}
@@ -403,6 +441,9 @@ func (d *Docker) RemoveLeftovers(ctx context.Context) error {
 		return err
 	}
 	for _, n := range ns.Items {
+		if !leftover(n.Labels) {
+			continue
+		}
 		if _, err := d.Client.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 			return err
 		}
