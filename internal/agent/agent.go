@@ -305,7 +305,31 @@ func (a *Agent) Enrich(f *flow.Flow) {
 	}
 }
 
+// Refine implements flow.Refiner: an end that was only an internal address at the flow's
+// birth is looked up again, since its workload may have been registered since.
+func (a *Agent) Refine(f *flow.Flow) {
+	if f.ClientEnd.Kind != flow.KindInternal && f.ServerEnd.Kind != flow.KindInternal {
+		return
+	}
+	idx := a.idx.Load()
+	if f.ClientEnd.Kind == flow.KindInternal {
+		if e, ci := idx.endpoint(f.Client, a.names, a.now); e.Kind == flow.KindWorkload {
+			f.ClientEnd = e
+			a.askOwner(f, lookup{key: f.Key, client: true, netns: ci.netns, proto: f.Key.Proto, local: f.Client, remote: f.Server})
+		}
+	}
+	if f.ServerEnd.Kind == flow.KindInternal {
+		if e, si := idx.endpoint(f.Server, a.names, a.now); e.Kind == flow.KindWorkload {
+			f.ServerEnd = e
+			a.askOwner(f, lookup{key: f.Key, client: false, netns: si.netns, proto: f.Key.Proto, local: f.Server, remote: f.Client})
+		}
+	}
+}
+
 func (a *Agent) askOwner(f *flow.Flow, l lookup) {
+	if a.owners == nil || (l.proto != flow.ProtoTCP && l.proto != flow.ProtoUDP) {
+		return
+	}
 	select {
 	case a.lookups <- l:
 		f.Await()

@@ -89,6 +89,8 @@ var appCaptureWants = map[string]appWant{
 	"redis/set.server":    {dpi.NeedMore, dpi.Detail{}},
 	"redis/hello3.client": {dpi.Match, dpi.Detail{Command: "HELLO"}},
 	"redis/hello3.server": {dpi.Match, dpi.Detail{Version: "7.0.15"}},
+	"redis/noauth.client": {dpi.Match, dpi.Detail{Command: "GET"}},
+	"redis/noauth.server": {dpi.Match, dpi.Detail{}}, // -NOAUTH: only Redis says it
 
 	"mysql/mariadb.client":     {dpi.Match, dpi.Detail{User: "vigil", Database: "shop"}},
 	"mysql/mariadb.server":     {dpi.Match, dpi.Detail{Version: "10.11.19-MariaDB-0+deb12u1"}},

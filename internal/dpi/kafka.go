@@ -10,7 +10,7 @@ import "encoding/binary"
 // sane: a known API key, a small version, a non-negative correlation id and a printable
 // client id, which must be null or not empty. Command is the API's name ("ApiVersions",
 // "Metadata", "Produce", ...) and User the client id. From the server, only the answer
-// to ApiVersions is recognised (see kafkaApiVersionsResponse); it carries nothing to
+// to ApiVersions is recognised (see kafkaAPIVersionsResponse); it carries nothing to
 // record.
 //
 // The parser holds no state and is safe for concurrent use.
@@ -21,14 +21,14 @@ type kafkaParser struct{}
 func (kafkaParser) App() App { return Kafka }
 
 const (
-	kafkaMaxRequest  = 100 << 20 // socket.request.max.bytes of the broker
-	kafkaMaxVersion  = 31        // every API is below 20 today
-	kafkaMaxClientID = 1024      // client ids are a few dozen bytes
-	kafkaHeaderLen   = 4 + 2 + 2 + 4 + 2
-	// An ApiVersions response lists about a hundred APIs in a few hundred bytes.
-	kafkaMaxApiVersions     = 1 << 16
-	kafkaMaxApis            = 1 << 10
-	kafkaUnsupportedVersion = 35
+	kafkaMaxRequest  = 100 << 20         // socket.request.max.bytes of the broker
+	kafkaMaxVersion  = 31                // every API is below 20 today
+	kafkaMaxClientID = 1024              // client ids are a few dozen bytes
+	kafkaHeaderLen   = 4 + 2 + 2 + 4 + 2 // size, key, version, correlation id, client id length
+
+	kafkaMaxAPIVersionsSize = 1 << 16 // an ApiVersions response is a few hundred bytes
+	kafkaMaxAPIKeys         = 1 << 10 // keys a response may list, future ones included
+	kafkaUnsupportedVersion = 35      // the error code UNSUPPORTED_VERSION
 )
 
 // kafkaAPIs names the API keys, from the Kafka protocol guide
@@ -70,7 +70,7 @@ func (kafkaParser) Inspect(t Transport, dir Direction, data []byte, d *Detail) V
 		return NoMatch
 	}
 	if dir == FromServer {
-		return kafkaApiVersionsResponse(data)
+		return kafkaAPIVersionsResponse(data)
 	}
 	var size int
 	if len(data) >= 4 {
@@ -90,14 +90,11 @@ func (kafkaParser) Inspect(t Transport, dir Direction, data []byte, d *Detail) V
 	if len(data) >= 9 && data[8]&0x80 != 0 { // correlation ids count up from 0
 		return NoMatch
 	}
-	if len(data) >= 14 && (int16(binary.BigEndian.Uint16(data[12:])) < -1 || binary.BigEndian.Uint16(data[12:]) == 0) {
-		return NoMatch
-	}
 	if len(data) < kafkaHeaderLen {
 		return NeedMore
 	}
 	idLen := int(int16(binary.BigEndian.Uint16(data[12:])))
-	if idLen == 0 || idLen > kafkaMaxClientID || kafkaHeaderLen-4+max(idLen, 0) > size {
+	if idLen == 0 || idLen < -1 || idLen > kafkaMaxClientID || kafkaHeaderLen-4+max(idLen, 0) > size {
 		// Clients name themselves ("producer-1", "rdkafka", "sarama") or send null; an
 		// empty name is what runs of zeros in other protocols look like.
 		return NoMatch
@@ -122,16 +119,17 @@ func (kafkaParser) Inspect(t Transport, dir Direction, data []byte, d *Detail) V
 	return Match
 }
 
-// kafkaApiVersionsResponse judges a server's first bytes. A response carries its size and
+// kafkaAPIVersionsResponse judges a server's first bytes. A response carries its size and
 // correlation id, then a body whose shape depends on the request, so only the answer to
 // ApiVersions, which every current client sends first, is read: error code 0 or 35
 // (UNSUPPORTED_VERSION), then (key, min, max) for each API, keys ascending. Versions 0 to
 // 2 count the entries in an int32; 3 and later in an unsigned varint of count+1 and end
 // each entry with tagged fields. A server answering another request first is NoMatch.
-func kafkaApiVersionsResponse(data []byte) Verdict {
+func kafkaAPIVersionsResponse(data []byte) Verdict {
+	data = data[:min(len(data), MaxInspect)] // what is judged at MaxInspect stays judged
 	if len(data) >= 4 {
 		size := binary.BigEndian.Uint32(data)
-		if size < 4+2+1 || size > kafkaMaxApiVersions {
+		if size < 4+2+1 || size > kafkaMaxAPIVersionsSize {
 			return NoMatch
 		}
 	}
@@ -151,7 +149,10 @@ func kafkaApiVersionsResponse(data []byte) Verdict {
 	var count, at, entry int
 	if data[10] == 0 {
 		// int32 count, 6-byte entries
-		if len(data) < 14 {
+		if end < 14 {
+			if complete {
+				return NoMatch
+			}
 			return NeedMore
 		}
 		count, at, entry = int(binary.BigEndian.Uint32(data[10:])), 14, 6
@@ -166,7 +167,7 @@ func kafkaApiVersionsResponse(data []byte) Verdict {
 		}
 		count, at, entry = int(n)-1, 10+k, 7
 	}
-	if count < 1 || count > kafkaMaxApis || at+count*entry > end && complete {
+	if count < 1 || count > kafkaMaxAPIKeys || at+count*entry > end && complete {
 		return NoMatch
 	}
 	prev := -1
@@ -174,7 +175,7 @@ func kafkaApiVersionsResponse(data []byte) Verdict {
 		key := int(binary.BigEndian.Uint16(data[at:]))
 		lo := binary.BigEndian.Uint16(data[at+2:])
 		hi := binary.BigEndian.Uint16(data[at+4:])
-		if key <= prev || key >= kafkaMaxApis || lo > hi || hi > kafkaMaxVersion ||
+		if key <= prev || key >= kafkaMaxAPIKeys || lo > hi || hi > kafkaMaxVersion ||
 			entry == 7 && data[at+6] != 0 {
 			return NoMatch
 		}

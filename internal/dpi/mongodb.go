@@ -42,31 +42,21 @@ func (p mongoParser) Inspect(t Transport, dir Direction, data []byte, d *Detail)
 	if t != TCP {
 		return NoMatch
 	}
-	// The length is little-endian and at most 48 MB: its fourth byte is below 3.
-	if len(data) >= 4 && data[3] > 2 {
+	if len(data) >= 4 && !mongoLengthOK(data) {
+		return NoMatch
+	}
+	// A request answers nothing (responseTo 0); a reply answers a request.
+	if len(data) >= 12 && (binary.LittleEndian.Uint32(data[8:]) == 0) != (dir == FromClient) {
 		return NoMatch
 	}
 	if len(data) < mongoHeaderLen {
-		if len(data) >= 4 && !mongoLengthOK(data) {
-			return NoMatch
-		}
-		if len(data) >= 12 && (binary.LittleEndian.Uint32(data[8:]) == 0) != (dir == FromClient) {
-			return NoMatch
-		}
 		return NeedMore
 	}
-	if !mongoLengthOK(data) {
-		return NoMatch
-	}
 	length := int(binary.LittleEndian.Uint32(data))
-	responseTo := binary.LittleEndian.Uint32(data[8:])
 	op := binary.LittleEndian.Uint32(data[12:])
 	body := data[mongoHeaderLen:min(len(data), length)]
 	bodyLen := length - mongoHeaderLen
 	if dir == FromClient {
-		if responseTo != 0 {
-			return NoMatch
-		}
 		switch op {
 		case mongoOpMsg:
 			return p.inspectMsg(body, bodyLen, d)
@@ -75,9 +65,6 @@ func (p mongoParser) Inspect(t Transport, dir Direction, data []byte, d *Detail)
 		case mongoOpCompressed:
 			return p.inspectCompressed(body, d)
 		}
-		return NoMatch
-	}
-	if responseTo == 0 {
 		return NoMatch
 	}
 	switch op {
@@ -91,9 +78,10 @@ func (p mongoParser) Inspect(t Transport, dir Direction, data []byte, d *Detail)
 	return NoMatch
 }
 
+// mongoLengthOK checks the messageLength at the start of data: at least a header and an
+// OP_MSG with an empty document (flags, kind, 5 bytes), at most maxMessageSizeBytes.
 func mongoLengthOK(data []byte) bool {
 	n := binary.LittleEndian.Uint32(data)
-	// The smallest message: a header and an OP_MSG with an empty document (4+1+5 bytes).
 	return n >= mongoHeaderLen+10 && n <= mongoMaxMessage
 }
 
@@ -233,6 +221,9 @@ func (mongoParser) inspectCompressed(body []byte, d *Detail) Verdict {
 // mongoFirstKey checks the start of a BSON document at b (limit bytes of which belong to
 // the message) and returns its first key and the part of the document that is there.
 func mongoFirstKey(b []byte, limit int) ([]byte, []byte, Verdict) {
+	if limit < 5 {
+		return nil, nil, NoMatch // no room for a document
+	}
 	if len(b) >= 4 {
 		size := int(binary.LittleEndian.Uint32(b))
 		if size < 5 || size > limit {

@@ -20,23 +20,28 @@ func (mysqlParser) App() App { return MySQL }
 
 // Capability flags, from include/mysql_com.h of the MySQL server.
 const (
-	mysqlClientMySQL        = 0x00000001 // CLIENT_LONG_PASSWORD; MariaDB clears it to flag its own capabilities
-	mysqlConnectWithDB      = 0x00000008
-	mysqlProtocol41         = 0x00000200
-	mysqlSSL                = 0x00000800
-	mysqlSecureConnection   = 0x00008000
-	mysqlPluginAuthLenEnc   = 0x00200000
-	mysqlMaxHandshake       = 1024     // an initial handshake is about 100 bytes
-	mysqlMaxResponse        = 1 << 16  // a handshake response with connection attributes
-	mysqlMaxName            = 384      // 80 characters of up to 4 bytes, and some slack
-	mysqlSSLRequestLength   = 32       // capabilities, max packet, charset, filler
+	// CLIENT_LONG_PASSWORD, which MariaDB clients clear to say that the last 4 bytes of
+	// the filler hold MariaDB's own capabilities.
+	mysqlClientMySQL      = 0x00000001
+	mysqlConnectWithDB    = 0x00000008
+	mysqlProtocol41       = 0x00000200
+	mysqlSSL              = 0x00000800
+	mysqlSecureConnection = 0x00008000
+	mysqlPluginAuthLenEnc = 0x00200000
+)
+
+const (
 	mysqlHandshakeV10       = 0x0a     // protocol version of every server since 3.21
+	mysqlErrPacket          = 0xff     // first byte of an ERR packet
+	mysqlMaxHandshake       = 1024     // an initial handshake is about 100 bytes
 	mysqlMaxVersion         = 128      // "8.0.36-0ubuntu0.22.04.1" and the like
-	mysqlErrPacket          = 0xff     // header byte of an ERR packet
+	mysqlMaxRefusal         = 512      // "Host '...' is not allowed to connect to this MariaDB server"
 	mysqlFirstErrorCode     = 1000     // server error codes start here
 	mysqlLastErrorCode      = 9999     // and stay below this
-	mysqlMaxRefusal         = 512      // "Host '...' is not allowed to connect to this MariaDB server"
-	mysqlMariaDBVersionHack = "5.5.5-" // MariaDB's prefix to the version it announces
+	mysqlSSLRequestLength   = 32       // capabilities, max packet, charset, filler
+	mysqlMaxResponse        = 1 << 16  // a handshake response with connection attributes
+	mysqlMaxName            = 384      // 80 characters of up to 4 bytes, and some slack
+	mysqlMariaDBVersionHack = "5.5.5-" // what MariaDB puts before its version
 )
 
 func (p mysqlParser) Inspect(t Transport, dir Direction, data []byte, d *Detail) Verdict {
@@ -47,25 +52,19 @@ func (p mysqlParser) Inspect(t Transport, dir Direction, data []byte, d *Detail)
 		return v
 	}
 	length := int(data[0]) | int(data[1])<<8 | int(data[2])<<16
-	seq := data[3]
 	payload := data[4:]
 	if len(payload) > length {
 		payload = payload[:length]
 	}
 	complete := len(data)-4 >= length
+	// mysqlHeaderPrefix checked the sequence ids: 0 from the server, 1 from the client.
 	if dir == FromServer {
-		if seq != 0 {
-			return NoMatch
-		}
 		switch payload[0] {
 		case mysqlHandshakeV10:
 			return p.inspectHandshake(length, payload, d)
 		case mysqlErrPacket:
 			return p.inspectRefusal(length, payload, complete)
 		}
-		return NoMatch
-	}
-	if seq != 1 {
 		return NoMatch
 	}
 	return p.inspectResponse(length, payload, complete, d)

@@ -19,6 +19,7 @@ func (natsParser) Inspect(t Transport, dir Direction, data []byte, d *Detail) Ve
 	if t != TCP {
 		return NoMatch
 	}
+	data = data[:min(len(data), MaxInspect)] // what is judged at MaxInspect stays judged
 	op := "CONNECT"
 	if dir == FromServer {
 		op = "INFO"

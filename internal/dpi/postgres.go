@@ -43,6 +43,7 @@ func (p postgresParser) Inspect(t Transport, dir Direction, data []byte, d *Deta
 }
 
 func (postgresParser) inspectClient(data []byte, d *Detail) Verdict {
+	data = data[:min(len(data), MaxInspect)] // what is judged at MaxInspect stays judged
 	if !postgresOpeningPrefix(data) {
 		return NoMatch
 	}

@@ -61,6 +61,7 @@ func (s *shard) sweep(cfg *Config, now int64, full bool, out []Event) []Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, g := range s.gone {
+		refine(cfg, g.f)
 		out = append(out, Event{Type: EventEnd, Record: g.f.record(g.why)})
 	}
 	clear(s.gone)
@@ -72,6 +73,7 @@ func (s *shard) sweep(cfg *Config, now int64, full bool, out []Event) []Event {
 		switch {
 		case f.removed:
 		case (f.insp == nil || f.app != dpi.Unknown) && f.waiting == 0, now-f.First >= delay, f.State == StateClosed:
+			refine(cfg, f)
 			f.started = true
 			f.updated = now
 			f.sent = f.Packets
@@ -96,8 +98,10 @@ func (s *shard) sweep(cfg *Config, now int64, full bool, out []Event) []Event {
 			}
 			s.remove(f)
 			s.stats.Expired++
+			refine(cfg, f)
 			out = append(out, Event{Type: EventEnd, Record: f.record(why)})
 		} else if f.started && now-f.updated >= update && f.Packets != f.sent {
+			refine(cfg, f)
 			f.updated = now
 			f.sent = f.Packets
 			out = append(out, Event{Type: EventUpdate, Record: f.record("")})
@@ -105,6 +109,14 @@ func (s *shard) sweep(cfg *Config, now int64, full bool, out []Event) []Event {
 		f = prev
 	}
 	return out
+}
+
+// refine gives the Enricher, when it can, another chance to place the flow's ends before
+// a report.
+func refine(cfg *Config, f *Flow) {
+	if r, ok := cfg.Enricher.(Refiner); ok {
+		r.Refine(f)
+	}
 }
 
 func timeout(cfg *Config, f *Flow) time.Duration {

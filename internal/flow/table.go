@@ -24,6 +24,14 @@ type Enricher interface {
 	Enrich(f *Flow)
 }
 
+// Refiner is an Enricher that can place, just before a flow's start is reported, an end
+// it could not place at the flow's birth: a container's first packets can come before
+// the registry knows the container. Refine runs under the table's lock: it must not
+// block.
+type Refiner interface {
+	Refine(f *Flow)
+}
+
 // Config sets the table's bounds and timeouts. Zero fields take the defaults.
 type Config struct {
 	// MaxFlows bounds the table; past it the least recently active flow is evicted.

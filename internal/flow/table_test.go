@@ -294,3 +294,21 @@ func BenchmarkFirstPacketDPI(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
 }
+
+type refiner struct{ refined int }
+
+func (r *refiner) Enrich(f *Flow) { f.ServerEnd.Kind = KindInternal }
+func (r *refiner) Refine(f *Flow) {
+	r.refined++
+	f.ServerEnd.Kind, f.ServerEnd.Name = KindWorkload, "late"
+}
+
+func TestRefineBeforeStart(t *testing.T) {
+	r := &refiner{}
+	tb := NewTable(Config{Enricher: r})
+	tb.Add(pkt(t, frame(etherTypeIPv4, nil, ipv4(ProtoUDP, ipA, ipB, 0, udp(45000, 53, "q")))), 0)
+	evs := collect(tb, int64(time.Second), false)
+	if len(evs) != 1 || evs[0].Record.Server.Kind != KindWorkload || evs[0].Record.Server.Name != "late" || r.refined != 1 {
+		t.Fatalf("events %+v after %d refinements; want the end placed by Refine", evs, r.refined)
+	}
+}
