@@ -102,7 +102,7 @@ without a server; its endpoints are plain addresses. --stats prints only the tot
 
 // newInspector is the DPI of one flow, with every parser Vigil has.
 func newInspector(onDNS func(*dpi.DNSMessage)) flow.Inspector {
-	return dpi.NewInspector(dpi.Parsers(), onDNS)
+	return dpi.NewInspector(nil, onDNS) // nil: the shared, stateless parser set
 }
 
 func analyzeFile(ctx context.Context, out io.Writer, o *flowsOptions) error {

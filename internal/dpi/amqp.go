@@ -6,11 +6,12 @@ import "encoding/binary"
 // and 1.0 headers that open the older and newer versions.
 //
 // The client speaks first, with an 8-byte protocol header: "AMQP" and the version
-// ("AMQP\x00\x00\x09\x01" for 0-9-1). After it, a 0-9-1 client's Connection.Start-Ok
-// names the user (PLAIN mechanism) and its Connection.Open the virtual host, which are
-// recorded as User and Database when they are among the bytes seen. The server answers
-// with Connection.Start, whose "product" and "version" properties give Version, or
-// with the header of the version it would speak instead.
+// ("AMQP\x00\x00\x09\x01" for 0-9-1). An AMQP 1.0 header matches at once. After a 0-9-1
+// header the parser waits (NeedMore) for the client's Connection.Open, which comes once
+// the server has spoken: its Connection.Start-Ok names the user (PLAIN mechanism),
+// recorded as User, and Open the virtual host, recorded as Database. The server answers
+// the header with Connection.Start, which matches, and whose "product" and "version"
+// properties give Version; or with the header of the version it would speak instead.
 //
 // The parser holds no state and is safe for concurrent use.
 func NewAMQP() Parser { return amqpParser{} }
@@ -48,17 +49,26 @@ func (p amqpParser) Inspect(t Transport, dir Direction, data []byte, d *Detail) 
 	if t != TCP {
 		return NoMatch
 	}
-	if v := amqpHeader(data); v != NoMatch {
-		if v == Match && dir == FromClient {
-			p.readClientFrames(data[amqpHeaderLen:], d)
+	switch amqpHeader(data) {
+	case NeedMore:
+		return NeedMore
+	case NoMatch:
+		if dir == FromServer {
+			return p.inspectStart(data, d)
 		}
-		return v
+		return NoMatch
 	}
-	if dir == FromServer {
-		return p.inspectStart(data, d)
+	if dir == FromServer || !amqp091(data) {
+		// A server sends a header only to refuse the client's version; AMQP 1.0 names
+		// its virtual host much later.
+		return Match
 	}
-	return NoMatch
+	return p.inspectLogin(data, d)
 }
+
+// amqp091 reports whether the header opening data announces 0-9-1 or one of the
+// versions RabbitMQ serves as 0-9-1 (0-9, 0-8) rather than AMQP 1.0 ("AMQP" id 1 0 0).
+func amqp091(data []byte) bool { return data[4] == 1 || data[5] == 0 }
 
 // amqpHeader judges data against the protocol headers.
 func amqpHeader(data []byte) Verdict {
@@ -89,12 +99,15 @@ func (amqpParser) inspectStart(data []byte, d *Detail) Verdict {
 	if 4+size+4 > len(props) {
 		return NoMatch
 	}
+	// The frame, class, method and version settle it; a property table this parser
+	// cannot read only loses the version.
 	var product, version []byte
 	table := props[4 : 4+size]
 	for i := 0; i < len(table); {
 		name, typ, value, next, ok := amqpField(table, i)
 		if !ok || typ == 'F' && !amqpTableOK(value, 1) {
-			return NoMatch
+			product, version = nil, nil
+			break
 		}
 		if typ == 'S' {
 			switch string(name) {
@@ -115,16 +128,24 @@ func (amqpParser) inspectStart(data []byte, d *Detail) Verdict {
 	return Match
 }
 
-// readClientFrames reads, best effort, the frames a 0-9-1 client sends after its header:
-// Connection.Start-Ok (the PLAIN response "\x00user\x00password" names the user) and,
-// after Tune-Ok, Connection.Open (the virtual host).
-func (amqpParser) readClientFrames(data []byte, d *Detail) {
-	for len(data) > 0 {
-		frame, next, v := amqpFrame(data)
-		if v != Match {
-			return
+// inspectLogin reads what a 0-9-1 client sends after its header: Connection.Start-Ok,
+// whose PLAIN response "\x00user\x00password" names the user, Tune-Ok, then
+// Connection.Open, which names the virtual host. The header settles the protocol, but
+// the user and the virtual host come only after the server has spoken twice: until
+// Open is seen, well-formed frames are NeedMore. A malformed frame, or MaxInspect
+// bytes, settle it with what was read.
+func (amqpParser) inspectLogin(data []byte, d *Detail) Verdict {
+	var user, vhost []byte
+	open := false
+	for rest := data[amqpHeaderLen:]; len(rest) > 0 && !open; {
+		frame, next, v := amqpFrame(rest)
+		if v == NeedMore && len(data) < MaxInspect {
+			return NeedMore
 		}
-		data = data[next:]
+		if v != Match {
+			break
+		}
+		rest = rest[next:]
 		if frame[0] != amqpFrameMethod || len(frame) < 7+4 ||
 			binary.BigEndian.Uint16(frame[7:]) != amqpClassConn {
 			continue
@@ -132,29 +153,53 @@ func (amqpParser) readClientFrames(data []byte, d *Detail) {
 		args := frame[7+4:]
 		switch binary.BigEndian.Uint16(frame[9:]) {
 		case amqpMethodStartOk:
-			// client-properties (table), mechanism (shortstr), response (longstr)
-			if len(args) < 4 {
-				return
-			}
-			at := 4 + int(binary.BigEndian.Uint32(args))
-			mech, at, ok := amqpShortString(args, at)
-			if !ok || string(mech) != "PLAIN" || at+4 > len(args) {
-				return
-			}
-			n := int(binary.BigEndian.Uint32(args[at:]))
-			if at+4+n > len(args) {
-				return
-			}
-			if user := amqpPlainUser(args[at+4 : at+4+n]); len(user) > 0 {
-				d.User = printable(user, appMaxText)
-			}
+			user = amqpStartOkUser(args)
 		case amqpMethodOpen:
-			if vhost, _, ok := amqpShortString(args, 0); ok && len(vhost) > 0 {
-				d.Database = printable(vhost, appMaxText)
-			}
-			return
+			vhost, _, _ = amqpShortString(args, 0)
+			open = true
 		}
 	}
+	if !open && len(data) < MaxInspect && amqpFramesOK(data[amqpHeaderLen:]) {
+		return NeedMore
+	}
+	if len(user) > 0 {
+		d.User = printable(user, appMaxText)
+	}
+	if len(vhost) > 0 {
+		d.Database = printable(vhost, appMaxText)
+	}
+	return Match
+}
+
+// amqpFramesOK reports whether b is a run of whole, well-formed frames.
+func amqpFramesOK(b []byte) bool {
+	for len(b) > 0 {
+		_, next, v := amqpFrame(b)
+		if v != Match {
+			return false
+		}
+		b = b[next:]
+	}
+	return true
+}
+
+// amqpStartOkUser returns the user that the arguments of Connection.Start-Ok name:
+// client-properties (a table), mechanism (short string), response (long string). Only
+// PLAIN is read.
+func amqpStartOkUser(args []byte) []byte {
+	if len(args) < 4 {
+		return nil
+	}
+	at := 4 + int(binary.BigEndian.Uint32(args))
+	mech, at, ok := amqpShortString(args, at)
+	if !ok || string(mech) != "PLAIN" || at+4 > len(args) {
+		return nil
+	}
+	n := int(binary.BigEndian.Uint32(args[at:]))
+	if n > len(args)-at-4 {
+		return nil
+	}
+	return amqpPlainUser(args[at+4 : at+4+n])
 }
 
 // amqpPlainUser returns the authentication identity of a SASL PLAIN response,
@@ -203,6 +248,9 @@ func amqpMethod(data []byte, method uint16) ([]byte, Verdict) {
 // amqpFrame returns the frame at the start of data without its end octet, and the index
 // after it.
 func amqpFrame(data []byte) ([]byte, int, Verdict) {
+	if len(data) > 0 && data[0] != amqpFrameMethod && data[0] != 2 && data[0] != 3 && data[0] != 8 {
+		return nil, 0, NoMatch // not a method, content header, body or heartbeat frame
+	}
 	if len(data) < 7 {
 		return nil, 0, NeedMore
 	}

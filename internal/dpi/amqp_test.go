@@ -43,10 +43,15 @@ func TestAMQP(t *testing.T) {
 	noEnd := start(0, 9, amqpTable())
 	noEnd = noEnd[:len(noEnd)-1] + "\x00"
 	appRunCases(t, dpi.NewAMQP(), []appCase{
-		{name: "0-9-1 header", dir: c, data: "AMQP\x00\x00\x09\x01", want: dpi.Match},
-		{name: "0-9 header", dir: c, data: "AMQP\x01\x01\x00\x09", want: dpi.Match},
+		{name: "0-9-1 header", dir: c, data: "AMQP\x00\x00\x09\x01", want: dpi.NeedMore}, // the server speaks
+		{name: "0-9 header", dir: c, data: "AMQP\x01\x01\x00\x09", want: dpi.NeedMore},
 		{name: "1.0 header", dir: c, data: "AMQP\x00\x01\x00\x00", want: dpi.Match},
+		{name: "1.0 tls header", dir: c, data: "AMQP\x02\x01\x00\x00", want: dpi.Match},
 		{name: "1.0 sasl header", dir: c, data: "AMQP\x03\x01\x00\x00", want: dpi.Match},
+		{name: "header then start-ok", dir: c, data: "AMQP\x00\x00\x09\x01" + startOk, want: dpi.NeedMore},
+		{name: "header then frame cut", dir: c, data: "AMQP\x00\x00\x09\x01" + startOk[:20], want: dpi.NeedMore},
+		{name: "header then junk", dir: c, data: "AMQP\x00\x00\x09\x01GET / HTTP/1.1\r\n", want: dpi.Match},
+		{name: "header then oversized frame", dir: c, data: "AMQP\x00\x00\x09\x01\x01\x00\x00\x7f\xff\xff\xff", want: dpi.Match},
 		{name: "unknown version", dir: c, data: "AMQP\x00\x00\x09\x02", want: dpi.NoMatch},
 		{name: "header cut", dir: c, data: "AMQ", want: dpi.NeedMore},
 		{name: "not amqp", dir: c, data: "AMQX", want: dpi.NoMatch},
@@ -57,7 +62,7 @@ func TestAMQP(t *testing.T) {
 		{name: "start", dir: s, data: start(0, 9, amqpTable("product", "LavinMQ", "version", "1.2.3")), want: dpi.Match, detail: dpi.Detail{Version: "LavinMQ 1.2.3"}},
 		{name: "start without product", dir: s, data: start(0, 9, amqpTable("version", "3.12.0")), want: dpi.Match, detail: dpi.Detail{Version: "3.12.0"}},
 		{name: "start 0-8", dir: s, data: start(8, 0, amqpTable("product", "x")), want: dpi.NoMatch},
-		{name: "start broken table", dir: s, data: start(0, 9, "\x00\x00\x00\x05\x03abc?"), want: dpi.NoMatch},
+		{name: "start unreadable table", dir: s, data: start(0, 9, "\x00\x00\x00\x05\x03abc?"), want: dpi.Match},
 		{name: "start on channel 1", dir: s, data: amqpMethodFrame(1, 10, 10, "\x00\x09"+amqpTable()), want: dpi.NoMatch},
 		{name: "start without frame end", dir: s, data: noEnd, want: dpi.NoMatch},
 		{name: "frame oversized", dir: s, data: "\x01\x00\x00\x7f\xff\xff\xff\x00\x0a\x00\x0a", want: dpi.NoMatch},

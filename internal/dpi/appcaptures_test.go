@@ -99,7 +99,7 @@ var appCaptureWants = map[string]appWant{
 
 	"postgresql/startup.client":            {dpi.Match, dpi.Detail{Command: "StartupMessage", User: "postgres", Database: "postgres"}},
 	"postgresql/startup.server":            {dpi.Match, dpi.Detail{Version: "15.18 (Debian 15.18-0+deb12u1)"}},
-	"postgresql/sslrequest-refused.client": {dpi.Match, dpi.Detail{Command: "SSLRequest"}},
+	"postgresql/sslrequest-refused.client": {dpi.Match, dpi.Detail{Command: "StartupMessage", User: "postgres", Database: "postgres"}},
 	"postgresql/sslrequest-refused.server": {dpi.Match, dpi.Detail{Version: "15.18 (Debian 15.18-0+deb12u1)"}},
 
 	"mongodb/opquery-hello.client": {dpi.Match, dpi.Detail{Command: "isMaster", Database: "admin"}},

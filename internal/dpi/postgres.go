@@ -6,11 +6,15 @@ import "encoding/binary"
 // (PostgreSQL 7.4 and later, and what CockroachDB, YugabyteDB and Redshift speak).
 //
 // The client speaks first, with a message that has no type byte: a StartupMessage
-// (protocol 3.x; its "user" and "database" parameters give User and Database), an
-// SSLRequest or GSSENCRequest (encryption follows, so nothing more can be read), or a
-// CancelRequest. Command names which of these it was. From the server, the answer to
-// the startup (an authentication request, an error or a protocol negotiation) matches,
-// and a ParameterStatus "server_version" in the bytes seen gives Version.
+// (protocol 3.x; its "user" and "database" parameters give User and Database), a
+// CancelRequest, or an SSLRequest or GSSENCRequest. After one of the last two the parser
+// waits for what the client sends once the server answered: a TLS or GSSAPI handshake
+// (nothing more can be read) or, encryption refused, the StartupMessage. Command names
+// the request that opened the conversation in the clear: "StartupMessage",
+// "CancelRequest", or "SSLRequest" or "GSSENCRequest" when encryption followed. From the
+// server, the answer to the startup (an authentication request, an error or a protocol
+// negotiation) matches, and a ParameterStatus "server_version" among the bytes seen
+// gives Version.
 //
 // The parser holds no state and is safe for concurrent use.
 func NewPostgreSQL() Parser { return postgresParser{} }
@@ -42,7 +46,7 @@ func (p postgresParser) Inspect(t Transport, dir Direction, data []byte, d *Deta
 	return p.inspectClient(data, d)
 }
 
-func (postgresParser) inspectClient(data []byte, d *Detail) Verdict {
+func (p postgresParser) inspectClient(data []byte, d *Detail) Verdict {
 	data = data[:min(len(data), MaxInspect)] // what is judged at MaxInspect stays judged
 	if !postgresOpeningPrefix(data) {
 		return NoMatch
@@ -56,6 +60,16 @@ func (postgresParser) inspectClient(data []byte, d *Detail) Verdict {
 	case code == postgresSSL || code == postgresGSSENC:
 		if length != 8 {
 			return NoMatch
+		}
+		// The server answers with one byte, and the client goes on with a TLS or GSSAPI
+		// handshake (S, G) or, refused (N), with its next request in the clear, which
+		// names the user: wait for it.
+		rest := data[8:]
+		if len(rest) == 0 {
+			return NeedMore
+		}
+		if v := p.inspectClient(rest, d); v != NoMatch {
+			return v
 		}
 		if code == postgresSSL {
 			d.Command = "SSLRequest"

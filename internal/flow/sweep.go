@@ -174,6 +174,7 @@ func (t *Table) Stats() Stats {
 		st.Bytes += s.stats.Bytes
 		st.Inspected += s.stats.Inspected
 		st.Unreported += s.stats.Unreported
+		st.InspectPanics += s.stats.InspectPanics
 		s.mu.Unlock()
 	}
 	st.MaxFlows = t.cfg.MaxFlows

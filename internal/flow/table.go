@@ -116,6 +116,8 @@ type Stats struct {
 	Inspected uint64 `json:"inspected_packets"`
 	// Unreported counts evicted flows whose end could not be reported (flood).
 	Unreported uint64 `json:"unreported"`
+	// InspectPanics counts flows whose DPI panicked (a parser bug; the flow stays unknown).
+	InspectPanics uint64 `json:"inspect_panics"`
 }
 
 const shardCount = 64
@@ -199,7 +201,17 @@ func (t *Table) Add(p *Packet, ts int64) {
 		if p.Proto == ProtoUDP {
 			tr = dpi.UDP
 		}
-		done := f.insp.Feed(tr, dpi.Direction(dir), p.Seq, p.Payload)
+		seq := p.Seq
+		if p.TCPFlags&FlagSYN != 0 {
+			seq++ // data on a SYN (TCP Fast Open) starts after the SYN's own number
+		}
+		done, ok := feed(f.insp, tr, dpi.Direction(dir), seq, p.Payload)
+		if !ok {
+			s.stats.InspectPanics++
+			f.insp = nil
+			s.mu.Unlock()
+			return
+		}
 		// The application may be known before inspection is done (it still completes
 		// the detail from the other direction): the start is reported as soon as it is.
 		if app := f.insp.App(); app != "" && app != f.app {
@@ -212,6 +224,17 @@ func (t *Table) Add(p *Packet, ts int64) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// feed hands a payload to DPI. A parser bug must cost one flow its application, not the
+// agent its life: a panic is recovered and reported as !ok.
+func feed(in Inspector, tr dpi.Transport, dir dpi.Direction, seq uint32, payload []byte) (done, ok bool) {
+	defer func() {
+		if recover() != nil {
+			done, ok = true, false
+		}
+	}()
+	return in.Feed(tr, dir, seq, payload), true
 }
 
 func (t *Table) create(s *shard, k *Key, p *Packet, ts int64) *Flow {

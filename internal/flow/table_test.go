@@ -277,8 +277,7 @@ func TestRecordJSONRoundTrip(t *testing.T) {
 // BenchmarkFirstPacketDPI is the first-packet path with the real DPI: a new flow whose
 // first payload is an HTTP request, identified by every parser Vigil has.
 func BenchmarkFirstPacketDPI(b *testing.B) {
-	parsers := dpi.Parsers()
-	tb := NewTable(Config{MaxFlows: 1 << 16, NewInspector: func() Inspector { return dpi.NewInspector(parsers, nil) }})
+	tb := NewTable(Config{MaxFlows: 1 << 16, NewInspector: func() Inspector { return dpi.NewInspector(nil, nil) }})
 	fr := frame(etherTypeIPv4, nil, ipv4(ProtoTCP, ipA, ipB, 0, tcp(40000, 80, 1, FlagPSH|FlagACK,
 		"GET /api/v1/orders HTTP/1.1\r\nHost: shop.example.test\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n")))
 	var p Packet
@@ -310,5 +309,21 @@ func TestRefineBeforeStart(t *testing.T) {
 	evs := collect(tb, int64(time.Second), false)
 	if len(evs) != 1 || evs[0].Record.Server.Kind != KindWorkload || evs[0].Record.Server.Name != "late" || r.refined != 1 {
 		t.Fatalf("events %+v after %d refinements; want the end placed by Refine", evs, r.refined)
+	}
+}
+
+type panicky struct{}
+
+func (panicky) Feed(dpi.Transport, dpi.Direction, uint32, []byte) bool { panic("parser bug") }
+func (panicky) App() dpi.App                                           { return dpi.Unknown }
+func (panicky) Detail() *dpi.Detail                                    { return nil }
+
+func TestInspectorPanicCostsOneFlow(t *testing.T) {
+	tb := NewTable(Config{NewInspector: func() Inspector { return panicky{} }})
+	p := pkt(t, frame(etherTypeIPv4, nil, ipv4(ProtoTCP, ipA, ipB, 0, tcp(40000, 80, 1, FlagACK|FlagPSH, "boom"))))
+	tb.Add(p, 0)
+	tb.Add(p, 1) // the inspector is gone: no second panic
+	if st := tb.Stats(); st.InspectPanics != 1 || st.Packets != 2 {
+		t.Fatalf("stats = %+v, want one recovered panic and both packets counted", st)
 	}
 }
