@@ -1,0 +1,4 @@
+package audit
+
+// Section 5 Container runtime.
+var containerChecks = []Check{}

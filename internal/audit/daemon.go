@@ -1,0 +1,4 @@
+package audit
+
+// Section 2 Docker daemon configuration.
+var daemonChecks = []Check{}

@@ -1,0 +1,4 @@
+package audit
+
+// Section 1 Host configuration.
+var hostChecks = []Check{}

@@ -1,0 +1,4 @@
+package audit
+
+// Section 6 Docker security operations.
+var operationsChecks = []Check{}
