@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,15 @@ import (
 	"github.com/vigil-sec/vigil/internal/store"
 )
 
+// exitError carries a specific exit status out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -27,6 +37,10 @@ func main() {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "vigil: "+err.Error())
+	var ee *exitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.code)
+	}
 	os.Exit(1)
 }
 
@@ -66,6 +80,7 @@ Start the server on a Docker host with 'vigil up' (as root); the other commands 
 		newGroupsCommand(g),
 		newFlowsCommand(g),
 		newGraphCommand(g),
+		newAuditCommand(g),
 		newVersionCommand(g),
 	)
 	return root

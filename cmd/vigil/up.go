@@ -17,6 +17,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/agent"
 	"github.com/vigil-sec/vigil/internal/api"
+	"github.com/vigil-sec/vigil/internal/audit"
 	"github.com/vigil-sec/vigil/internal/controller"
 	"github.com/vigil-sec/vigil/internal/flow"
 	"github.com/vigil-sec/vigil/internal/procmon"
@@ -26,11 +27,12 @@ import (
 )
 
 type upOptions struct {
-	listen      string
-	dataDir     string
-	dockerHost  string
-	maxFlows    int
-	flowHistory int
+	listen        string
+	dataDir       string
+	dockerHost    string
+	maxFlows      int
+	flowHistory   int
+	auditInterval time.Duration
 }
 
 // socketOwners adapts procmon's socket lookup to what the agent asks.
@@ -66,6 +68,7 @@ commands read it from there. Stop with Ctrl-C or SIGTERM.`,
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker daemon address (default: DOCKER_HOST, else "+docker.DefaultHost+")")
 	f.IntVar(&o.maxFlows, "max-flows", 262144, "bound of the flow table; the least recently active flow is evicted past it")
 	f.IntVar(&o.flowHistory, "flow-history", 20000, "how many ended flows the API keeps")
+	f.DurationVar(&o.auditInterval, "audit-interval", 6*time.Hour, "how often the CIS Docker Benchmark audit runs (also at start and on POST /api/v1/audit/run); 0: only then")
 	return cmd
 }
 
@@ -118,6 +121,15 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 		NewInspector: newInspector,
 	}, reg, socketOwners{owners}, flows, log)
 	srv.SetFlows(flows, func() any { return ag.Stats() })
+	events := controller.NewEvents(10000)
+	auditor := controller.NewAuditor(func(ctx context.Context) (audit.Report, error) {
+		env, err := audit.LoadEnv(ctx, rt.Client(), "/", "/proc")
+		if err != nil {
+			return audit.Report{}, err
+		}
+		return audit.Run(ctx, env, audit.Filter{}), nil
+	}, events, o.auditInterval, log)
+	srv.SetAudit(auditor, events)
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -144,6 +156,7 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	grp, ctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return reg.Run(ctx) })
 	grp.Go(func() error { return ag.Run(ctx) })
+	grp.Go(func() error { return auditor.Run(ctx) })
 	grp.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("api server: %w", err)

@@ -29,6 +29,8 @@ type Server struct {
 	workloads Workloads
 	flows     Flows
 	dataPath  func() any
+	auditor   Auditor
+	events    EventLog
 	token     string
 	version   string
 	log       *slog.Logger
@@ -71,6 +73,11 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("/api/v1/flows/stream", s.auth(methods{http.MethodGet: s.streamFlows}))
 		mux.Handle("/api/v1/graph", s.auth(methods{http.MethodGet: s.graph}))
 		mux.Handle("/api/v1/capture", s.auth(methods{http.MethodGet: s.capture}))
+	}
+	if s.auditor != nil {
+		mux.Handle("/api/v1/audit", s.auth(methods{http.MethodGet: s.getAudit}))
+		mux.Handle("/api/v1/audit/run", s.auth(methods{http.MethodPost: s.runAudit}))
+		mux.Handle("/api/v1/events", s.auth(methods{http.MethodGet: s.listEvents}))
 	}
 	// Anything else is unknown, but only an authenticated caller learns which paths exist.
 	notFound := s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

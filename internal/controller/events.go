@@ -1,0 +1,59 @@
+package controller
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// Event is something a person should know about: a compliance check that changed, and
+// (as those parts land) policy violations, process and file alerts.
+type Event struct {
+	ID       uint64         `json:"id"`
+	Time     time.Time      `json:"time"`
+	Type     string         `json:"type"`     // e.g. "audit.changed"
+	Severity string         `json:"severity"` // info, warning, critical
+	Summary  string         `json:"summary"`
+	Detail   map[string]any `json:"detail,omitempty"`
+}
+
+// Events keeps the most recent events, bounded in count. It is safe for concurrent use.
+type Events struct {
+	mu     sync.Mutex
+	max    int
+	next   uint64
+	events []Event
+}
+
+// NewEvents keeps at most max events.
+func NewEvents(max int) *Events { return &Events{max: max} }
+
+// Add records an event, stamping its ID (and its time, when unset).
+func (e *Events) Add(ev Event) Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.next++
+	ev.ID = e.next
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	e.events = append(e.events, ev)
+	if len(e.events) > e.max {
+		e.events = slices.Delete(e.events, 0, len(e.events)-e.max)
+	}
+	return ev
+}
+
+// List returns the events of the given type (all when empty), newest first, at most
+// limit of them.
+func (e *Events) List(typ string, limit int) []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := []Event{}
+	for i := len(e.events) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
+		if typ == "" || e.events[i].Type == typ {
+			out = append(out, e.events[i])
+		}
+	}
+	return out
+}
