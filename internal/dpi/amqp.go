@@ -49,6 +49,7 @@ func (p amqpParser) Inspect(t Transport, dir Direction, data []byte, d *Detail) 
 	if t != TCP {
 		return NoMatch
 	}
+	data = data[:min(len(data), MaxInspect)] // what is judged at MaxInspect stays judged
 	switch amqpHeader(data) {
 	case NeedMore:
 		return NeedMore

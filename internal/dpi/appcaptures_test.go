@@ -2,6 +2,7 @@ package dpi_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -485,5 +486,63 @@ func appRunCases(t *testing.T, p dpi.Parser, cases []appCase) {
 				}
 			}
 		})
+	}
+}
+
+// TestAppFlows feeds captured conversations to an Inspector in the pieces the peers sent
+// them, for the protocols whose parser has to wait for the other side before it can read
+// what it records: an AMQP client names its user and virtual host only after the
+// server's Start and Tune, a PostgreSQL client names its user only after the server
+// refused TLS, and MySQL and NATS servers speak first.
+func TestAppFlows(t *testing.T) {
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("testdata", name+".bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// frameEnd returns the end of the AMQP frame at b[off:].
+	frameEnd := func(b []byte, off int) int { return off + 7 + int(binary.BigEndian.Uint32(b[off+3:])) + 1 }
+	// packetEnd returns the end of the MySQL packet at the start of b.
+	packetEnd := func(b []byte) int { return 4 + (int(b[0]) | int(b[1])<<8 | int(b[2])<<16) }
+	type piece struct {
+		dir dpi.Direction
+		b   []byte
+	}
+	ac, as := read("amqp/rabbitmq-c.client"), read("amqp/rabbitmq-c.server")
+	startOk, start := frameEnd(ac, 8), frameEnd(as, 0)
+	pc, ps := read("postgresql/sslrequest-refused.client"), read("postgresql/sslrequest-refused.server")
+	mc, ms := read("mysql/mariadb.client"), read("mysql/mariadb.server")
+	nc, ns := read("nats/nats-go.client"), read("nats/nats-go.server")
+	info := bytes.IndexByte(ns, '\n') + 1
+	flows := []struct {
+		name   string
+		pieces []piece
+		app    dpi.App
+		detail dpi.Detail
+	}{
+		{"amqp", []piece{{dpi.FromClient, ac[:8]}, {dpi.FromServer, as[:start]}, {dpi.FromClient, ac[8:startOk]}, {dpi.FromServer, as[start:]}, {dpi.FromClient, ac[startOk:]}},
+			dpi.AMQP, dpi.Detail{Version: "RabbitMQ 3.10.8", User: "guest", Database: "/"}},
+		{"postgresql", []piece{{dpi.FromClient, pc[:8]}, {dpi.FromServer, ps[:1]}, {dpi.FromClient, pc[8:]}, {dpi.FromServer, ps[1:]}},
+			dpi.PostgreSQL, dpi.Detail{Version: "15.18 (Debian 15.18-0+deb12u1)", Command: "StartupMessage", User: "postgres", Database: "postgres"}},
+		{"mysql", []piece{{dpi.FromServer, ms[:packetEnd(ms)]}, {dpi.FromClient, mc}, {dpi.FromServer, ms[packetEnd(ms):]}},
+			dpi.MySQL, dpi.Detail{Version: "10.11.19-MariaDB-0+deb12u1", User: "vigil", Database: "shop"}},
+		{"nats", []piece{{dpi.FromServer, ns[:info]}, {dpi.FromClient, nc}, {dpi.FromServer, ns[info:]}},
+			dpi.NATS, dpi.Detail{Version: "2.9.10", Command: "CONNECT", ClientVersion: "go 1.55.0"}},
+	}
+	for _, f := range flows {
+		in := dpi.NewInspector(nil, nil)
+		var seq [2]uint32
+		for _, p := range f.pieces {
+			in.Feed(dpi.TCP, p.dir, seq[p.dir], p.b)
+			seq[p.dir] += uint32(len(p.b))
+		}
+		if in.App() != f.app || !reflect.DeepEqual(*in.Detail(), f.detail) {
+			t.Errorf("%s: %s %+v, want %s %+v", f.name, in.App(), *in.Detail(), f.app, f.detail)
+		}
+		if !in.Done() {
+			t.Errorf("%s: not done", f.name)
+		}
 	}
 }

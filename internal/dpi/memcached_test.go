@@ -29,6 +29,7 @@ func TestMemcached(t *testing.T) {
 		{name: "get LF only", dir: c, data: "get foo\n", want: dpi.Match, detail: dpi.Detail{Command: "get"}},
 		{name: "get first key read", dir: c, data: "get foo ", want: dpi.Match, detail: dpi.Detail{Command: "get"}},
 		{name: "get long multi-get", dir: c, data: "get " + strings.Repeat("key ", 1000), want: dpi.Match, detail: dpi.Detail{Command: "get"}},
+		{name: "get first key read, then junk", dir: c, data: "get 0 \x00", want: dpi.Match, detail: dpi.Detail{Command: "get"}}, // found by FuzzMemcached
 		{name: "get key cut", dir: c, data: "get foo", want: dpi.NeedMore},
 		{name: "get without key", dir: c, data: "get\r\n", want: dpi.NoMatch},
 		{name: "get key oversized", dir: c, data: "get " + strings.Repeat("k", 251) + "\r\n", want: dpi.NoMatch},

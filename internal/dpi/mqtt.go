@@ -34,12 +34,23 @@ func (p mqttParser) Inspect(t Transport, dir Direction, data []byte, d *Detail) 
 	if t != TCP {
 		return NoMatch
 	}
+	data = data[:min(len(data), MaxInspect)] // what is judged at MaxInspect stays judged
 	if len(data) == 0 {
 		return NeedMore
 	}
 	if dir == FromServer {
 		return p.inspectConnack(data)
 	}
+	v := p.inspectConnect(data, d)
+	if v == NeedMore && len(data) >= MaxInspect {
+		// Properties longer than what is inspected: the header has said enough.
+		return Match
+	}
+	return v
+}
+
+// inspectConnect reads a CONNECT packet up to the client identifier.
+func (mqttParser) inspectConnect(data []byte, d *Detail) Verdict {
 	if data[0] != mqttConnect {
 		return NoMatch
 	}

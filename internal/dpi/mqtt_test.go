@@ -38,6 +38,7 @@ func TestMQTT(t *testing.T) {
 		{name: "bridge", dir: c, data: mqttConnect("MQTT", 0x84, 0x02, "", "bridge-a", ""), want: dpi.Match, detail: dpi.Detail{User: "bridge-a"}},
 		{name: "empty client id", dir: c, data: mqttConnect("MQTT", 4, 0x02, "", "", ""), want: dpi.Match},
 		{name: "long remaining length", dir: c, data: mqttConnect("MQTT", 4, 0x06, "", "s", "\x00\x01t\x00\xc8"+strings.Repeat("p", 200)), want: dpi.Match, detail: dpi.Detail{User: "s"}},
+		{name: "5 properties longer than inspected", dir: c, data: mqttConnect("MQTT", 5, 0x02, "\x88\x27"+strings.Repeat("\x26", 5000), "s", "")[:dpi.MaxInspect], want: dpi.Match},
 		{name: "level 6", dir: c, data: mqttConnect("MQTT", 6, 0x02, "", "s", ""), want: dpi.NoMatch},
 		{name: "MQTT level 3", dir: c, data: mqttConnect("MQTT", 3, 0x02, "", "s", ""), want: dpi.NoMatch},
 		{name: "MQIsdp level 4", dir: c, data: mqttConnect("MQIsdp", 4, 0x02, "", "s", ""), want: dpi.NoMatch},

@@ -48,6 +48,7 @@ func (p mysqlParser) Inspect(t Transport, dir Direction, data []byte, d *Detail)
 	if t != TCP {
 		return NoMatch
 	}
+	data = data[:min(len(data), MaxInspect)] // what is judged at MaxInspect stays judged
 	if v := mysqlHeaderPrefix(dir, data); v != NeedMore || len(data) < 5 {
 		return v
 	}
@@ -67,7 +68,7 @@ func (p mysqlParser) Inspect(t Transport, dir Direction, data []byte, d *Detail)
 		}
 		return NoMatch
 	}
-	return p.inspectResponse(length, payload, complete, d)
+	return p.inspectResponse(length, payload, complete, len(data) >= MaxInspect, d)
 }
 
 // mysqlHeaderPrefix judges the first bytes of a packet header.
@@ -151,8 +152,9 @@ func (mysqlParser) inspectRefusal(length int, payload []byte, complete bool) Ver
 	return Match
 }
 
-// inspectResponse reads the client's HandshakeResponse41 or SSLRequest.
-func (mysqlParser) inspectResponse(length int, payload []byte, complete bool, d *Detail) Verdict {
+// inspectResponse reads the client's HandshakeResponse41 or SSLRequest. final says that
+// no more bytes will be shown: a database still cut short is then left out.
+func (mysqlParser) inspectResponse(length int, payload []byte, complete, final bool, d *Detail) Verdict {
 	if length < mysqlSSLRequestLength || length > mysqlMaxResponse {
 		return NoMatch
 	}
@@ -191,43 +193,12 @@ func (mysqlParser) inspectResponse(length int, payload []byte, complete bool, d 
 	}
 	var db []byte
 	if caps&mysqlConnectWithDB != 0 {
-		// The auth response lies between the user and the database.
-		if n >= len(body) {
-			if complete {
-				return NoMatch
-			}
-			return NeedMore
-		}
-		var authLen, skip int
+		db, v = mysqlDatabase(caps, body[n:], bodyLen-n, complete)
 		switch {
-		case caps&mysqlPluginAuthLenEnc != 0:
-			authLen, skip = mysqlLenEnc(body[n:])
-		case caps&mysqlSecureConnection != 0:
-			authLen, skip = int(body[n]), 1
-		default:
-			_, m, v := mysqlCString(body[n:], bodyLen-n)
-			if v != Match {
-				return v
-			}
-			skip = m
-		}
-		switch {
-		case skip < 0 || skip == 0 && complete:
+		case v == NoMatch:
 			return NoMatch
-		case skip == 0:
+		case v == NeedMore && !final:
 			return NeedMore
-		}
-		n += skip + authLen
-		switch {
-		case n > bodyLen:
-			return NoMatch
-		case n < bodyLen && n >= len(body):
-			return NeedMore
-		case n < bodyLen:
-			db, _, v = mysqlCString(body[n:], bodyLen-n)
-			if v != Match {
-				return v
-			}
 		}
 	}
 	d.User = printable(user, appMaxText)
@@ -235,6 +206,48 @@ func (mysqlParser) inspectResponse(length int, payload []byte, complete bool, d 
 		d.Database = printable(db, appMaxText)
 	}
 	return Match
+}
+
+// mysqlDatabase reads the auth response and the database that follow the user in a
+// handshake response; b is what is there of them, of which limit bytes belong to the
+// packet.
+func mysqlDatabase(caps uint32, b []byte, limit int, complete bool) ([]byte, Verdict) {
+	if len(b) == 0 {
+		if complete {
+			return nil, NoMatch
+		}
+		return nil, NeedMore
+	}
+	var authLen, skip int
+	switch {
+	case caps&mysqlPluginAuthLenEnc != 0:
+		authLen, skip = mysqlLenEnc(b)
+	case caps&mysqlSecureConnection != 0:
+		authLen, skip = int(b[0]), 1
+	default:
+		_, m, v := mysqlCString(b, limit)
+		if v != Match {
+			return nil, v
+		}
+		skip = m
+	}
+	switch {
+	case skip < 0 || skip == 0 && complete:
+		return nil, NoMatch
+	case skip == 0:
+		return nil, NeedMore
+	}
+	n := skip + authLen
+	switch {
+	case n > limit:
+		return nil, NoMatch
+	case n == limit:
+		return nil, Match // no database after all
+	case n >= len(b):
+		return nil, NeedMore
+	}
+	db, _, v := mysqlCString(b[n:], limit-n)
+	return db, v
 }
 
 // mysqlCString reads a NUL-terminated name from b, of which limit bytes belong to the

@@ -61,6 +61,7 @@ func TestMySQL(t *testing.T) {
 		{name: "response sequence 0", dir: c, data: mysqlPacket(0, capsDB+"\x00\x00\x00\x01\xff"+strings.Repeat("\x00", 23)+"app\x00"), want: dpi.NoMatch},
 		{name: "response auth past packet", dir: c, data: mysqlPacket(1, capsDB+"\x00\x00\x00\x01\xff"+strings.Repeat("\x00", 23)+"app\x00\xf0abc"), want: dpi.NoMatch},
 		{name: "response oversized", dir: c, data: "\xff\xff\xff\x01" + capsDB, want: dpi.NoMatch},
+		{name: "response longer than inspected", dir: c, data: mysqlPacket(1, "\x09\xa2\x28\x00"+"\x00\x00\x00\x01\xff"+strings.Repeat("\x00", 23)+"app\x00"+"\xfc\x68\x10"+strings.Repeat("\x5a", 4200)+"orders\x00")[:dpi.MaxInspect], want: dpi.Match, detail: dpi.Detail{User: "app"}},
 		{name: "ssl request", dir: c, data: mysqlPacket(1, "\x0d\xaa\x08\x00\x00\x00\x00\x01\xff"+strings.Repeat("\x00", 23)), want: dpi.Match},
 		{name: "short request without ssl", dir: c, data: mysqlPacket(1, capsDB+"\x00\x00\x00\x01\xff"+strings.Repeat("\x00", 23)), want: dpi.NoMatch},
 		{name: "over UDP", dir: s, data: mysql8Handshake("8.0.36"), want: dpi.NoMatch, udp: true},

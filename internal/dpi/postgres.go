@@ -33,7 +33,7 @@ const (
 	postgresMaxStartup   = 10000    // MAX_STARTUP_PACKET_LENGTH in the server
 	postgresMaxCancel    = 12 + 256 // 3.2 allows cancel keys of up to 256 bytes
 	postgresMaxParamName = 64       // "application_name", "_pq_.some_option", ...
-	postgresMaxFirstMsg  = 4096     // an authentication request or a startup error
+	postgresMaxFirstMsg  = 2048     // an authentication request or a startup error
 )
 
 func (p postgresParser) Inspect(t Transport, dir Direction, data []byte, d *Detail) Verdict {
@@ -48,6 +48,12 @@ func (p postgresParser) Inspect(t Transport, dir Direction, data []byte, d *Deta
 
 func (p postgresParser) inspectClient(data []byte, d *Detail) Verdict {
 	data = data[:min(len(data), MaxInspect)] // what is judged at MaxInspect stays judged
+	return p.inspectRequest(data, len(data) == MaxInspect, d)
+}
+
+// inspectRequest reads the request at the start of data. final says that no more bytes
+// will be shown.
+func (p postgresParser) inspectRequest(data []byte, final bool, d *Detail) Verdict {
 	if !postgresOpeningPrefix(data) {
 		return NoMatch
 	}
@@ -68,7 +74,7 @@ func (p postgresParser) inspectClient(data []byte, d *Detail) Verdict {
 		if len(rest) == 0 {
 			return NeedMore
 		}
-		if v := p.inspectClient(rest, d); v != NoMatch {
+		if v := p.inspectRequest(rest, final, d); v != NoMatch {
 			return v
 		}
 		if code == postgresSSL {
@@ -115,7 +121,7 @@ func (p postgresParser) inspectClient(data []byte, d *Detail) Verdict {
 		switch {
 		case v == NoMatch || v == NeedMore && end == length:
 			return NoMatch
-		case v == NeedMore && len(data) >= MaxInspect:
+		case v == NeedMore && final:
 			// Too long to see whole: take it for what it looks like so far.
 			return postgresStartup(d, user, database)
 		case v == NeedMore:
@@ -126,7 +132,7 @@ func (p postgresParser) inspectClient(data []byte, d *Detail) Verdict {
 	if end == length {
 		return NoMatch // no final NUL
 	}
-	if len(data) >= MaxInspect {
+	if final {
 		return postgresStartup(d, user, database)
 	}
 	return NeedMore

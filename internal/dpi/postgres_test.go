@@ -39,6 +39,7 @@ func TestPostgreSQL(t *testing.T) {
 		{name: "startup oversized", dir: c, data: "\x7f\xff\xff\xff\x00\x03\x00\x00user\x00", want: dpi.NoMatch},
 		{name: "startup over the server's limit", dir: c, data: "\x00\x00\x4e\x20\x00\x03\x00\x00user\x00", want: dpi.NoMatch},
 		{name: "startup longer than inspected", dir: c, data: long[:dpi.MaxInspect], want: dpi.Match, detail: dpi.Detail{Command: "StartupMessage", User: "app"}},
+		{name: "ssl refused, startup longer than inspected", dir: c, data: ("\x00\x00\x00\x08\x04\xd2\x16\x2f" + long)[:dpi.MaxInspect], want: dpi.Match, detail: dpi.Detail{Command: "StartupMessage", User: "app"}},
 		{name: "startup length too small", dir: c, data: "\x00\x00\x00\x04\x00\x03\x00\x00", want: dpi.NoMatch},
 		{name: "ssl request", dir: c, data: "\x00\x00\x00\x08\x04\xd2\x16\x2f", want: dpi.NeedMore}, // the server answers
 		{name: "ssl request refused, startup", dir: c, data: "\x00\x00\x00\x08\x04\xd2\x16\x2f" + pgStartup(3<<16, "user", "app", "database", "orders"), want: dpi.Match, detail: dpi.Detail{Command: "StartupMessage", User: "app", Database: "orders"}},
