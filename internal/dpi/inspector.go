@@ -296,10 +296,9 @@ func (in *Inspector) refine() {
 
 // appendPrintable appends b to dst as text fit for a Detail: valid UTF-8 is kept, control
 // characters and bytes that are not UTF-8 are written as \xNN, and at most limit bytes
-// are added, cut at a character boundary. Every string that the HTTP, HTTP/2, TLS, DNS
-// and SSH parsers record passes through it: the bytes come from the network, and a peer
-// must not be able to make Vigil store or log unbounded or unprintable text. (It escapes
-// as detailText does, with a limit per call.)
+// are added, cut at a character boundary. Every string that a parser records passes
+// through it: the bytes come from the network, and a peer must not be able to make Vigil
+// store or log unbounded or unprintable text.
 func appendPrintable(dst, b []byte, limit int) []byte {
 	const hexDigits = "0123456789abcdef"
 	end := len(dst) + limit
