@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -171,4 +173,35 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 func execVigil(args ...string) (string, error) {
 	out, err := exec.Command(vigilBin, args...).CombinedOutput()
 	return string(out), err
+}
+
+func readToken(t *testing.T, v *vigilProc) string {
+	t.Helper()
+	tok, err := api.ReadToken(v.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// apiCall sends a request with the token (none when empty) and returns status and body.
+func apiCall(t *testing.T, v *vigilProc, tok, method, path string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, v.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
 }
