@@ -202,6 +202,10 @@ func (f *Flow) record(end string) Record {
 		State:         f.State,
 		End:           end,
 	}
+	if f.Key.Proto == ProtoICMP || f.Key.Proto == ProtoICMPv6 {
+		// ICMP has no ports; the echo identifier stood in for them in the key only.
+		r.Client.Port, r.Server.Port = 0, 0
+	}
 	if r.Client.Process != nil {
 		p := *r.Client.Process
 		r.Client.Process = &p
