@@ -48,8 +48,9 @@ func newUpCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the Vigil server on this Docker host (as root)",
-		Long: `Run the Vigil server in the foreground: discover the workloads on this host, follow them
-as they come and go, and serve the API.
+		Long: `Run the Vigil server in the foreground: discover the workloads on this host and follow
+them as they come and go, capture every container's traffic into flows (application,
+DNS names, processes), audit the host against the CIS Docker Benchmark, and serve the API.
 
 The API token is created at first start in <data-dir>/token (mode 0600); the other vigil
 commands read it from there. Stop with Ctrl-C or SIGTERM.`,
@@ -66,7 +67,7 @@ commands read it from there. Stop with Ctrl-C or SIGTERM.`,
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8470", "address for the API (host:port)")
 	f.StringVar(&o.dataDir, "data-dir", store.DefaultDir, "directory for Vigil's state and API token")
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker daemon address (default: DOCKER_HOST, else "+docker.DefaultHost+")")
-	f.IntVar(&o.maxFlows, "max-flows", 262144, "bound of the flow table; the least recently active flow is evicted past it")
+	f.IntVar(&o.maxFlows, "max-flows", 262144, "bound of the flow table (split over 64 shards); past it the least recently active flow of a shard is evicted")
 	f.IntVar(&o.flowHistory, "flow-history", 20000, "how many ended flows the API keeps")
 	f.DurationVar(&o.auditInterval, "audit-interval", 6*time.Hour, "how often the CIS Docker Benchmark audit runs (also at start and on POST /api/v1/audit/run); 0: only then")
 	return cmd
@@ -120,7 +121,9 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 		Flows:        flow.Config{MaxFlows: o.maxFlows},
 		NewInspector: newInspector,
 	}, reg, socketOwners{owners}, flows, log)
-	srv.SetFlows(flows, func() any { return ag.Stats() })
+	srv.SetFlows(flows, func() any {
+		return map[string]any{"data_path": ag.Stats(), "process_attribution": owners.Stats()}
+	})
 	events := controller.NewEvents(10000)
 	auditor := controller.NewAuditor(func(ctx context.Context) (audit.Report, error) {
 		env, err := audit.LoadEnv(ctx, rt.Client(), "/", "/proc")
@@ -154,6 +157,9 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 		"docker_version", dockerVersion)
 
 	grp, ctx := errgroup.WithContext(ctx)
+	// Requests inherit the server's context, so that open streams end when it stops
+	// (Shutdown alone waits for them).
+	httpSrv.BaseContext = func(net.Listener) context.Context { return ctx }
 	grp.Go(func() error { return reg.Run(ctx) })
 	grp.Go(func() error { return ag.Run(ctx) })
 	grp.Go(func() error { return auditor.Run(ctx) })

@@ -76,6 +76,7 @@ type ringEntry struct {
 	mac      [6]byte
 	cancel   context.CancelFunc
 	done     chan struct{}
+	dead     atomic.Bool // capture stopped on an error: reopen at the next reconcile
 }
 
 type lookup struct {
@@ -138,10 +139,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			go func() { defer wg.Done(); a.lookupLoop(ctx) }()
 		}
 	}
+	// Reconciling now and then also reopens rings that stopped on an error.
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick.C:
+			a.reconcile(ctx)
 		case _, ok := <-sub.C:
 			if !ok {
 				if errors.Is(sub.Err(), workload.ErrLagged) {
@@ -176,13 +182,18 @@ func (a *Agent) reconcile(ctx context.Context) {
 	ws := a.reg.List()
 	a.idx.Store(buildIndex(ws))
 
-	want := map[int]ringEntry{}
+	type wantRing struct {
+		workload string
+		iface    workload.Interface
+		mac      [6]byte
+	}
+	want := map[int]wantRing{}
 	for _, w := range ws {
 		if w.Kind != workload.KindContainer || w.SharesNetNSWith != "" {
 			continue
 		}
 		for _, in := range w.Interfaces {
-			e := ringEntry{workload: w.ID, iface: in}
+			e := wantRing{workload: w.ID, iface: in}
 			if hw, err := parseMAC(in.MAC); err == nil {
 				e.mac = hw
 			}
@@ -192,7 +203,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for ifindex, r := range a.rings {
-		if w, ok := want[ifindex]; !ok || w.iface.Name != r.iface.Name || w.mac != r.mac {
+		if w, ok := want[ifindex]; !ok || w.iface.Name != r.iface.Name || w.mac != r.mac || r.dead.Load() {
 			a.detachLocked(ifindex, r)
 		}
 	}
@@ -240,6 +251,9 @@ func (a *Agent) capture(ctx context.Context, e *ringEntry) {
 		a.table.Add(&p, f.Timestamp)
 	})
 	if err != nil && !errors.Is(err, capture.ErrClosed) && ctx.Err() == nil {
+		// Usually the interface went with its workload; if not, the next reconcile
+		// opens a new ring.
+		e.dead.Store(true)
 		a.log.Debug("capture ended", "iface", e.iface.Name, "err", err)
 	}
 }

@@ -158,6 +158,8 @@ func (r *Ring) Run(ctx context.Context, h Handler) error {
 	}
 }
 
+// refreshDrops reads the kernel's counters (which reset on each read; afpacket adds them
+// up). Safe from any goroutine while the ring is open.
 func (r *Ring) refreshDrops() {
 	_, v3, err := r.tp.SocketStats()
 	if err == nil {
@@ -165,8 +167,14 @@ func (r *Ring) refreshDrops() {
 	}
 }
 
-// Stats implements Source.
+// Stats implements Source. It asks the kernel for the drop count, so it is current even
+// on a ring that is never idle.
 func (r *Ring) Stats() Stats {
+	r.closeMu.Lock()
+	if !r.closed {
+		r.refreshDrops()
+	}
+	r.closeMu.Unlock()
 	return Stats{Packets: r.packets.Load(), Drops: r.drops.Load()}
 }
 

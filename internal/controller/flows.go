@@ -46,6 +46,15 @@ func (c *Flows) ReportFlows(events []flow.Event) {
 		switch ev.Type {
 		case flow.EventStart, flow.EventUpdate:
 			c.active[r.ID] = r
+			if len(c.active) > len(c.recent) {
+				// The agent could not report some ends (a flood evicted more flows than it
+				// can report); keep the active set bounded all the same.
+				for id := range c.active {
+					delete(c.active, id)
+					c.dropped++
+					break
+				}
+			}
 		case flow.EventEnd:
 			delete(c.active, r.ID)
 			c.recent[c.next] = r

@@ -114,3 +114,25 @@ func TestSubscribe(t *testing.T) {
 	}
 	sub.Close() // closing a dropped subscription is harmless
 }
+
+func TestGraphMovesFlowWhenAppIsLearned(t *testing.T) {
+	c := NewFlows(10, 100)
+	c.ReportFlows([]flow.Event{
+		{Type: flow.EventStart, Record: rec(1, "shop", "db", dpi.Unknown, 100, 1)},
+		{Type: flow.EventEnd, Record: rec(1, "shop", "db", dpi.PostgreSQL, 300, 2)},
+	})
+	g := c.Graph()
+	if len(g.Edges) != 1 || g.Edges[0].App != "postgresql" || g.Edges[0].Flows != 1 || g.Edges[0].Bytes != 300 {
+		t.Fatalf("edges = %+v, want the one flow on the postgresql edge", g.Edges)
+	}
+}
+
+func TestActiveBounded(t *testing.T) {
+	c := NewFlows(5, 100)
+	for i := range 50 {
+		c.ReportFlows([]flow.Event{{Type: flow.EventStart, Record: rec(uint64(i), "a", "b", dpi.HTTP, 1, i)}})
+	}
+	if n := len(c.List(Filter{}, 0)); n > 5 {
+		t.Errorf("%d active flows kept, bound 5", n)
+	}
+}

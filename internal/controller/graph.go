@@ -91,10 +91,18 @@ func (g *graph) addNode(n Node) {
 	}
 }
 
-// add folds one event's record in: a flow counts once, bytes count as they grow.
+// add folds one event's record in: a flow counts once, bytes count as they grow. A flow
+// whose application (or ends) became known after its start moves, with its bytes, from
+// the edge it was first counted on to the right one.
 func (g *graph) add(r, prev flow.Record, seen bool) {
-	cg, cw := g.nodeOf(r.Client)
-	sg, sw := g.nodeOf(r.Server)
+	gk, wk := g.keys(r)
+	if seen {
+		if pg, pw := g.keys(prev); pg != gk || pw != wk {
+			g.unbump(g.edges, pg, prev.Bytes)
+			g.unbump(g.wedges, pw, prev.Bytes)
+			seen = false
+		}
+	}
 	var flows uint64
 	bytes := r.Bytes
 	if seen {
@@ -102,12 +110,32 @@ func (g *graph) add(r, prev flow.Record, seen bool) {
 	} else {
 		flows = 1
 	}
+	g.bump(g.edges, gk, r, flows, bytes)
+	g.bump(g.wedges, wk, r, flows, bytes)
+}
+
+// keys returns the group-level and workload-level edges of a flow.
+func (g *graph) keys(r flow.Record) (edgeKey, edgeKey) {
+	cg, cw := g.nodeOf(r.Client)
+	sg, sw := g.nodeOf(r.Server)
 	port := r.Server.Port
 	if r.Proto == "icmp" || r.Proto == "icmpv6" {
 		port = 0
 	}
-	g.bump(g.edges, edgeKey{cg, sg, r.Proto, string(r.App), port}, r, flows, bytes)
-	g.bump(g.wedges, edgeKey{cw, sw, r.Proto, string(r.App), port}, r, flows, bytes)
+	return edgeKey{cg, sg, r.Proto, string(r.App), port}, edgeKey{cw, sw, r.Proto, string(r.App), port}
+}
+
+// unbump takes one flow and its bytes off an edge, removing the edge when nothing is left.
+func (g *graph) unbump(m map[edgeKey]*Edge, k edgeKey, bytes uint64) {
+	e := m[k]
+	if e == nil {
+		return
+	}
+	e.Flows -= min(e.Flows, 1)
+	e.Bytes -= min(e.Bytes, bytes)
+	if e.Flows == 0 {
+		delete(m, k)
+	}
 }
 
 func (g *graph) bump(m map[edgeKey]*Edge, k edgeKey, r flow.Record, flows, bytes uint64) {

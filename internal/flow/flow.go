@@ -30,7 +30,8 @@ func lessAddrPort(a, b netip.AddrPort) bool {
 	return a.Port() < b.Port()
 }
 
-// State is where a flow stands. UDP and ICMP flows are Active until they time out.
+// State is where a flow stands. UDP and ICMP flows are New until answered, then
+// Established until they time out.
 type State uint8
 
 const (
@@ -148,7 +149,8 @@ type Record struct {
 	FirstSeen     time.Time `json:"first_seen"`
 	LastSeen      time.Time `json:"last_seen"`
 	State         State     `json:"state"`
-	// End is why the flow was reported over: "timeout", "closed", "evicted", "shutdown".
+	// End is why the flow was reported over: "timeout", "closed", "evicted", "shutdown",
+	// or "eof" at the end of a capture file.
 	End string `json:"end,omitempty"`
 }
 

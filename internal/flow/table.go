@@ -273,8 +273,8 @@ func initiator(p *Packet) (client, server netip.AddrPort, how Initiator) {
 		}
 		return p.Src, p.Dst, InitiatorPort
 	case ProtoUDP:
-		// The first datagram's sender is the client, unless it plainly comes from a
-		// service port to an ephemeral one (the request was missed).
+		// The first datagram's sender is the client, unless it comes from what looks more
+		// like a service port to an ephemeral one (the request was missed).
 		if serverSide(p.Src.Port(), p.Dst.Port()) && isEphemeral(p.Dst.Port()) {
 			return p.Dst, p.Src, InitiatorPort
 		}
