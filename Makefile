@@ -32,7 +32,7 @@ test: setup vet unit integration
 
 vet:
 	$(GO) vet ./...
-	$(GO) vet -tags integration ./test/...
+	$(GO) vet -tags integration ./test/... ./internal/audit/
 
 # The race detector needs cgo; the vigil binary itself is built without it.
 unit:
@@ -40,7 +40,7 @@ unit:
 
 # As root, against the real Docker daemon; fails (never skips) when something is missing.
 integration:
-	$(GO) test -tags integration -count=1 -timeout 20m ./test/...
+	$(GO) test -tags integration -count=1 -timeout 20m ./test/... ./internal/audit/
 
 # Short fuzzing runs of every fuzz target; FUZZTIME=5m for a longer one.
 FUZZTIME ?= 20s

@@ -30,8 +30,8 @@ type Check struct {
 	ID    string
 	Title string // our own words
 	Level int    // 1 or 2
-	// Scored marks controls the benchmark calls Automated (counted in the score);
-	// Manual ones report INFO or NOTE and are not scored.
+	// Scored marks controls the benchmark calls Automated: only they count in the score.
+	// A Manual control still says WARN when its answer is certain (icc enabled, say).
 	Scored      bool
 	Remediation string
 	// Run evaluates the control. It fills Status, Reason, Evidence and Targets of the

@@ -39,10 +39,10 @@ func WriteTable(w io.Writer, r *Report) error {
 		if res.Reason != "" {
 			fmt.Fprintf(tw, "  \t\t  %s\n", res.Reason)
 		}
-		if res.Status == Warn {
-			for _, t := range res.Targets {
-				fmt.Fprintf(tw, "  \t\t  * %s %s\n", t.Kind, t.Name)
-			}
+		for _, t := range res.Targets {
+			fmt.Fprintf(tw, "  \t\t  * %s %s\n", t.Kind, t.Name)
+		}
+		if res.Status == Warn || res.Status == Info {
 			for _, e := range res.Evidence {
 				fmt.Fprintf(tw, "  \t\t  - %s\n", e)
 			}
