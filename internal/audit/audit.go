@@ -87,6 +87,9 @@ type Env struct {
 	// image, fully inspected.
 	Containers []container.InspectResponse
 	Images     []image.InspectResponse
+	// ImageHistory is each image's build history (newest step first), by image ID:
+	// what tells ADD from COPY and a lone package-index update, where knowable.
+	ImageHistory map[string][]image.HistoryResponseItem
 	// Now is the audit's clock.
 	Now time.Time
 	// Errors met while loading, by what was being loaded; checks that needed that part

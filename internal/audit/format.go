@@ -49,8 +49,12 @@ func WriteTable(w io.Writer, r *Report) error {
 		}
 	}
 	s := r.Summary
-	fmt.Fprintf(tw, "\n%d checks: %d PASS, %d WARN, %d INFO, %d NOTE, %d SKIP; score %.1f%% of scored checks pass\n",
-		s.Total, s.Pass, s.Warn, s.Info, s.Note, s.Skip, s.Score)
+	score := fmt.Sprintf("score %.1f%% of scored checks pass", s.Score)
+	if s.scoredChecked == 0 && s.Total > 0 {
+		score = "no scored (Automated) check among these"
+	}
+	fmt.Fprintf(tw, "\n%d checks: %d PASS, %d WARN, %d INFO, %d NOTE, %d SKIP; %s\n",
+		s.Total, s.Pass, s.Warn, s.Info, s.Note, s.Skip, score)
 	return tw.Flush()
 }
 
