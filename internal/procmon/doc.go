@@ -26,4 +26,7 @@
 //     re-read, within 10 seconds; those that move at birth (runc, nsenter) are seen at once.
 //   - The owner is found while it holds the socket. A client that has already closed the
 //     socket or exited when Lookup runs cannot be attributed.
+//   - The /proc work of misses has a CPU budget (5% of one CPU, shared fairly among
+//     namespaces). A lookup over it returns false at once rather than wait;
+//     Stats.ScansLimited counts them.
 package procmon

@@ -2,301 +2,33 @@ package procmon
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-func TestParseSocketLink(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uint32
-		ok   bool
-	}{
-		{"socket:[12345]", 12345, true},
-		{"socket:[4294967295]", 4294967295, true},
-		{"socket:[4294967296]", 0, false},
-		{"socket:[]", 0, false},
-		{"socket:[12a]", 0, false},
-		{"socket:[-1]", 0, false},
-		{"socket:[123", 0, false},
-		{"pipe:[12345]", 0, false},
-		{"anon_inode:[eventpoll]", 0, false},
-		{"/dev/null", 0, false},
-		{"", 0, false},
-	} {
-		got, ok := parseSocketLink([]byte(tc.in))
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("parseSocketLink(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
-func TestParseNSLink(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uint64
-		ok   bool
-	}{
-		{"net:[4026531840]", 4026531840, true},
-		{"net:[18446744073709551615]", 18446744073709551615, true},
-		{"net:[18446744073709551616]", 0, false},
-		{"mnt:[4026531840]", 0, false},
-		{"net:[]", 0, false},
-		{"net:4026531840", 0, false},
-	} {
-		got, ok := parseNSLink([]byte(tc.in))
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("parseNSLink(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
-func TestParseStatusUID(t *testing.T) {
-	status := "Name:\tnc\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\nPid:\t4242\nPPid:\t1\n" +
-		"TracerPid:\t0\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\nFDSize:\t64\n"
-	for _, tc := range []struct {
-		name, in string
-		want     int
-		ok       bool
-	}{
-		{"real is the first of four", status, 1000, true},
-		{"at the start", "Uid:\t65534\t65534\t65534\t65534\n", 65534, true},
-		{"spaces", "Name: x\nUid:   7 7 7 7\n", 7, true},
-		{"Gid is not Uid", "Gid:\t5\t5\t5\t5\n", 0, false},
-		{"no digits", "Uid:\t\n", 0, false},
-		{"truncated number", "Uid:\t100", 0, false},
-		{"garbage", "Uid:\t1x\t0\n", 0, false},
-		{"beyond 32 bits", "Uid:\t4294967296\t0\t0\t0\n", 0, false},
-		{"largest", "Uid:\t4294967295\t0\t0\t0\n", 4294967295, true},
-		{"empty", "", 0, false},
-	} {
-		got, ok := parseStatusUID([]byte(tc.in))
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("%s: parseStatusUID = %d, %v; want %d, %v", tc.name, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
-func TestParseStatStartTime(t *testing.T) {
-	for _, tc := range []struct {
-		name, in string
-		want     uint64
-		ok       bool
-	}{
-		{"plain", statLine(42, "nc", 987654), 987654, true},
-		{"comm with spaces and parentheses", statLine(42, "a) (b c)", 55), 55, true},
-		{"short", "42 (nc) S 1 2 3", 0, false},
-		{"no comm", "42 nc S", 0, false},
-	} {
-		got, ok := parseStatStartTime([]byte(tc.in))
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("%s: parseStatStartTime = %d, %v; want %d, %v", tc.name, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
-// statLine is /proc/PID/stat with start time in field 22.
-func statLine(pid int, comm string, start uint64) string {
-	fields := []string{strconv.Itoa(pid), "(" + comm + ")", "S"}
-	for i := 4; i < 22; i++ {
-		fields = append(fields, strconv.Itoa(i))
-	}
-	fields = append(fields, strconv.FormatUint(start, 10), "1000", "200")
-	return strings.Join(fields, " ") + "\n"
-}
-
-func TestEncodeDiagRequest(t *testing.T) {
-	ap := netip.MustParseAddrPort
-	for _, tc := range []struct {
-		name     string
-		q        diagQuery
-		family   uint8
-		src, dst netip.AddrPort // as the request carries them
-	}{
-		{"tcp ipv4: src is the local end", diagQuery{protoTCP, ap("10.0.0.2:8080"), ap("10.0.0.3:41000")},
-			unix.AF_INET, ap("10.0.0.2:8080"), ap("10.0.0.3:41000")},
-		{"udp ipv4: src is the peer", diagQuery{protoUDP, ap("10.0.0.2:53"), ap("10.0.0.3:41000")},
-			unix.AF_INET, ap("10.0.0.3:41000"), ap("10.0.0.2:53")},
-		{"tcp ipv6", diagQuery{protoTCP, ap("[fd00::2]:443"), ap("[fd00::3]:50000")},
-			unix.AF_INET6, ap("[fd00::2]:443"), ap("[fd00::3]:50000")},
-	} {
-		b := make([]byte, diagRequestLen)
-		for i := range b {
-			b[i] = 0xAA // must all be overwritten
-		}
-		encodeDiagRequest(b, tc.q, 77)
-		ne := binary.NativeEndian
-		if l, typ, flags, seq := ne.Uint32(b[0:]), ne.Uint16(b[4:]), ne.Uint16(b[6:]), ne.Uint32(b[8:]); l != diagRequestLen ||
-			typ != sockDiagByFamily || flags != unix.NLM_F_REQUEST || seq != 77 || ne.Uint32(b[12:]) != 0 {
-			t.Errorf("%s: header len %d type %d flags %#x seq %d", tc.name, l, typ, flags, seq)
-		}
-		r := b[nlmsgHdrLen:]
-		if r[0] != tc.family || r[1] != tc.q.proto || r[2] != 0 || r[3] != 0 || ne.Uint32(r[4:]) != ^uint32(0) {
-			t.Errorf("%s: family %d proto %d ext %d states %#x", tc.name, r[0], r[1], r[2], ne.Uint32(r[4:]))
-		}
-		src := netip.AddrPortFrom(addrOf(r[12:28], tc.family), binary.BigEndian.Uint16(r[8:]))
-		dst := netip.AddrPortFrom(addrOf(r[28:44], tc.family), binary.BigEndian.Uint16(r[10:]))
-		if src != tc.src || dst != tc.dst {
-			t.Errorf("%s: src %v dst %v, want %v %v", tc.name, src, dst, tc.src, tc.dst)
-		}
-		if tc.family == unix.AF_INET && (!allZero(r[16:28]) || !allZero(r[32:44])) {
-			t.Errorf("%s: IPv4 addresses must fill only the first 4 bytes: % x", tc.name, r[12:44])
-		}
-		if ne.Uint32(r[44:]) != 0 || ne.Uint32(r[48:]) != diagNoCookie || ne.Uint32(r[52:]) != diagNoCookie {
-			t.Errorf("%s: interface %d cookie %#x %#x", tc.name, ne.Uint32(r[44:]), ne.Uint32(r[48:]), ne.Uint32(r[52:]))
-		}
-	}
-}
-
-func addrOf(b []byte, family uint8) netip.Addr {
-	if family == unix.AF_INET {
-		return netip.AddrFrom4([4]byte(b[:4]))
-	}
-	return netip.AddrFrom16([16]byte(b))
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// diagMsg builds a netlink message carrying struct inet_diag_msg.
-func diagMsg(seq uint32, family, state uint8, local, remote netip.AddrPort, uid, inode uint32) []byte {
-	ne := binary.NativeEndian
-	b := make([]byte, nlmsgHdrLen+diagMsgLen+8) // and an attribute's worth of tail
-	ne.PutUint32(b[0:], uint32(len(b)))
-	ne.PutUint16(b[4:], sockDiagByFamily)
-	ne.PutUint32(b[8:], seq)
-	m := b[nlmsgHdrLen:]
-	m[0], m[1] = family, state
-	binary.BigEndian.PutUint16(m[4:], local.Port())
-	binary.BigEndian.PutUint16(m[6:], remote.Port())
-	putAddr(m[8:24], local.Addr())
-	putAddr(m[24:40], remote.Addr())
-	ne.PutUint32(m[64:], uid)
-	ne.PutUint32(m[68:], inode)
-	return b
-}
-
-func errMsg(seq uint32, errno syscall.Errno) []byte {
-	ne := binary.NativeEndian
-	b := make([]byte, nlmsgHdrLen+4+nlmsgHdrLen)
-	ne.PutUint32(b[0:], uint32(len(b)))
-	ne.PutUint16(b[4:], unix.NLMSG_ERROR)
-	ne.PutUint32(b[8:], seq)
-	ne.PutUint32(b[nlmsgHdrLen:], uint32(-int32(errno)))
-	return b
-}
-
-func TestParseDiagReply(t *testing.T) {
-	ap := netip.MustParseAddrPort
-	v4 := diagMsg(9, unix.AF_INET, 1, ap("10.0.0.2:8080"), ap("10.0.0.3:41000"), 1000, 5555)
-	sk, done, err := parseDiagReply(v4, 9)
-	if err != nil || !done {
-		t.Fatalf("IPv4 reply: %v, done %v", err, done)
-	}
-	want := diagSocket{family: unix.AF_INET, state: 1, local: ap("10.0.0.2:8080"), remote: ap("10.0.0.3:41000"), uid: 1000, inode: 5555}
-	if sk != want {
-		t.Errorf("IPv4 reply = %+v, want %+v", sk, want)
-	}
-
-	mapped := diagMsg(3, unix.AF_INET6, tcpListen, ap("[::ffff:10.0.0.2]:8080"), ap("[::]:0"), 0, 77)
-	if sk, _, err = parseDiagReply(mapped, 3); err != nil || sk.local != ap("[::ffff:10.0.0.2]:8080") || sk.inode != 77 {
-		t.Errorf("IPv6 reply = %+v, %v", sk, err)
-	}
-
-	if _, done, err = parseDiagReply(errMsg(4, unix.ENOENT), 4); !done || !errors.Is(err, errNoSocket) {
-		t.Errorf("ENOENT: done %v err %v, want errNoSocket", done, err)
-	}
-	if _, done, err = parseDiagReply(errMsg(4, unix.EPERM), 4); !done || !errors.Is(err, unix.EPERM) {
-		t.Errorf("EPERM: done %v err %v", done, err)
-	}
-
-	// An answer to an earlier request that timed out is skipped, in its own read or
-	// before the awaited one in the same.
-	if _, done, err = parseDiagReply(v4, 10); done || err != nil {
-		t.Errorf("stale reply alone: done %v err %v, want to read again", done, err)
-	}
-	both := append(errMsg(8, unix.ENOENT), v4...)
-	if sk, done, err = parseDiagReply(both, 9); !done || err != nil || sk.inode != 5555 {
-		t.Errorf("stale then awaited: %+v done %v err %v", sk, done, err)
-	}
-
-	if _, _, err = parseDiagReply(v4[:40], 9); err == nil {
-		t.Error("truncated message: no error")
-	}
-	short := diagMsg(9, unix.AF_INET, 1, ap("10.0.0.2:8080"), ap("10.0.0.3:41000"), 0, 1)[:nlmsgHdrLen+20]
-	binary.NativeEndian.PutUint32(short, uint32(len(short)))
-	if _, _, err = parseDiagReply(short, 9); err == nil {
-		t.Error("short inet_diag_msg: no error")
-	}
-	if _, _, err = parseDiagReply(diagMsg(9, unix.AF_UNIX, 1, ap("10.0.0.2:1"), ap("10.0.0.3:2"), 0, 1), 9); err == nil {
-		t.Error("unknown family: no error")
-	}
-}
-
-func FuzzParseDiagReply(f *testing.F) {
-	ap := netip.MustParseAddrPort
-	f.Add(diagMsg(1, unix.AF_INET, 1, ap("10.0.0.2:8080"), ap("10.0.0.3:41000"), 1000, 5555))
-	f.Add(diagMsg(1, unix.AF_INET6, 10, ap("[fd00::1]:80"), ap("[::]:0"), 0, 1))
-	f.Add(errMsg(1, unix.ENOENT))
-	f.Add(append(errMsg(0, unix.ENOENT), errMsg(1, 0)...))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		sk, done, err := parseDiagReply(b, 1)
-		if err == nil && done && sk.family != unix.AF_INET && sk.family != unix.AF_INET6 {
-			t.Fatalf("accepted family %d", sk.family)
-		}
-	})
-}
-
-func FuzzParseProc(f *testing.F) {
-	f.Add([]byte("Uid:\t0\t0\t0\t0\n"))
-	f.Add([]byte(statLine(1, "a) b", 9)))
-	f.Add([]byte("socket:[1]"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		parseStatusUID(b)
-		parseStatStartTime(b)
-		parseSocketLink(b)
-		parseNSLink(b)
-		for off := 0; off < len(b); {
-			_, _, next := dirent(b, off)
-			if next <= off {
-				t.Fatalf("dirent did not advance at %d", off)
-			}
-			off = next
-		}
-	})
-}
-
 // fakeProc is a /proc tree under a temporary directory: the links and files the
 // attribution reads, with the shapes the kernel gives them.
 type fakeProc struct {
-	t    *testing.T
-	root string
+	t        *testing.T
+	root     string
+	children map[int][]int // by parent, oldest first
 }
 
 type fakeProcess struct {
 	pid   int
+	ppid  int // 0: none, and no children file lists it
 	netns uint64
 	comm  string
 	exe   string
@@ -308,7 +40,7 @@ type fakeProcess struct {
 func newFakeProc(t *testing.T) *fakeProc {
 	t.Helper()
 	root := t.TempDir()
-	f := &fakeProc{t: t, root: root}
+	f := &fakeProc{t: t, root: root, children: map[int][]int{}}
 	// What a real /proc has besides processes, which scans must pass over.
 	f.must(os.Symlink("1", filepath.Join(root, "self")))
 	f.must(os.Mkdir(filepath.Join(root, "sys"), 0o755))
@@ -340,10 +72,31 @@ func (f *fakeProc) add(p fakeProcess) {
 	status := fmt.Sprintf("Name:\t%s\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t%d\nPid:\t%d\nPPid:\t1\nTracerPid:\t0\n"+
 		"Uid:\t%d\t%d\t%d\t%d\nGid:\t0\t0\t0\t0\n", p.comm, p.pid, p.pid, p.uid, p.uid, p.uid, p.uid)
 	f.must(os.WriteFile(filepath.Join(dir, "status"), []byte(status), 0o644))
-	f.must(os.WriteFile(filepath.Join(dir, "stat"), []byte(statLine(p.pid, p.comm, p.start)), 0o644))
+	f.must(os.WriteFile(filepath.Join(dir, "stat"), []byte(statLine(p.pid, p.ppid, p.comm, p.start)), 0o644))
 	for fd, target := range p.fds {
 		f.setFD(p.pid, fd, target)
 	}
+	f.writeChildren(p.pid)
+	if p.ppid > 0 {
+		f.children[p.ppid] = append(f.children[p.ppid], p.pid)
+		f.writeChildren(p.ppid)
+	}
+}
+
+// writeChildren writes /proc/PID/task/PID/children, as the kernel lists the children of
+// a process's main thread: "PID PID ", oldest first.
+func (f *fakeProc) writeChildren(pid int) {
+	f.t.Helper()
+	if _, err := os.Stat(filepath.Join(f.root, strconv.Itoa(pid))); err != nil {
+		return // the parent is not (or no longer) there
+	}
+	task := filepath.Join(f.root, strconv.Itoa(pid), "task", strconv.Itoa(pid))
+	f.must(os.MkdirAll(task, 0o755))
+	var list strings.Builder
+	for _, c := range f.children[pid] {
+		fmt.Fprintf(&list, "%d ", c)
+	}
+	f.must(os.WriteFile(filepath.Join(task, "children"), []byte(list.String()), 0o644))
 }
 
 func (f *fakeProc) setFD(pid, fd int, target string) {
@@ -365,6 +118,12 @@ func (f *fakeProc) setComm(pid int, comm string) {
 func (f *fakeProc) remove(pid int) {
 	f.t.Helper()
 	f.must(os.RemoveAll(filepath.Join(f.root, strconv.Itoa(pid))))
+	for parent, kids := range f.children {
+		if i := slices.Index(kids, pid); i >= 0 {
+			f.children[parent] = slices.Delete(kids, i, i+1)
+			f.writeChildren(parent)
+		}
+	}
 }
 
 func sock(ino uint32) string { return fmt.Sprintf("socket:[%d]", ino) }
@@ -443,6 +202,7 @@ func newTestOwners(t *testing.T, root string, diags map[uint64]*fakeDiag) (s *So
 	// Scans under the race detector on a loaded machine may take far longer than real
 	// ones; only the test of the budget tests the budget.
 	s.lim.scanBudget, s.lim.scanBurst, s.tokens = 1, 60, 60
+	s.lim.nsShare, s.lim.nsShareBurst = 1, 60
 	s.lim.detailsTTL = time.Hour
 	var mu sync.Mutex
 	n := 0
@@ -690,6 +450,9 @@ func TestProcessNetNSMemory(t *testing.T) {
 	s, _ := newTestOwners(t, f.root, map[uint64]*fakeDiag{nsA: d})
 	s.lim.pidSettle = 0
 	s.lim.pidRecheck = time.Hour
+	// This is about the scan's memory of namespaces; a re-check, which reads the
+	// namespace of each process it looks at, would answer some of these lookups first.
+	s.lim.recentOwners = 0
 	look := func(port int) (Process, bool) {
 		return lookup(s, nsA, protoTCP, fmt.Sprintf("10.0.0.2:%d", port), "10.0.0.3:80")
 	}
@@ -977,158 +740,5 @@ func TestDiagSocketsLifecycle(t *testing.T) {
 	}
 	if p, ok := lookup(s, nsA, protoTCP, "10.0.0.2:1000", "10.0.0.3:80"); ok {
 		t.Errorf("Lookup after Close = %+v", p)
-	}
-}
-
-// Benchmarks on the real kernel, in the test's own network namespace: the host's, where
-// every process on the host is a candidate owner, so a miss here is the worst case. No
-// privileges are needed: only the test's own descriptors must be readable.
-//
-//	go test -run '^$' -bench . -benchmem ./internal/procmon/
-//
-// With -procs=N the benchmark first starts N idle processes, to measure a busier host.
-
-var benchProcs = flag.Int("procs", 0, "idle processes to start before a benchmark")
-
-func BenchmarkLookup(b *testing.B) {
-	spawnIdle(b, *benchProcs)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	dial := func() (client, server net.Conn) {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			b.Fatal(err)
-		}
-		return c, s
-	}
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
-		b.Fatal(err)
-	}
-	ns := NetNSRef{Path: "/proc/self/ns/net", Inode: st.Ino}
-	ctx := context.Background()
-	ends := func(c net.Conn) (netip.AddrPort, netip.AddrPort) {
-		return netip.MustParseAddrPort(c.LocalAddr().String()), netip.MustParseAddrPort(c.RemoteAddr().String())
-	}
-
-	b.Run("hit", func(b *testing.B) {
-		s := NewSocketOwners("", nil)
-		defer s.Close()
-		c, srv := dial()
-		defer c.Close()
-		defer srv.Close()
-		local, remote := ends(c)
-		if _, ok := s.Lookup(ctx, ns, protoTCP, local, remote); !ok {
-			b.Fatal("not found")
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, ok := s.Lookup(ctx, ns, protoTCP, local, remote); !ok {
-				b.Fatal("not found")
-			}
-		}
-	})
-
-	b.Run("listener-fallback-hit", func(b *testing.B) {
-		s := NewSocketOwners("", nil)
-		defer s.Close()
-		local := netip.MustParseAddrPort(ln.Addr().String())
-		remote := netip.MustParseAddrPort("127.0.0.9:9")
-		if _, ok := s.Lookup(ctx, ns, protoTCP, local, remote); !ok {
-			b.Fatal("not found")
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, ok := s.Lookup(ctx, ns, protoTCP, local, remote); !ok {
-				b.Fatal("not found")
-			}
-		}
-	})
-
-	b.Run("miss-scans-host-netns", func(b *testing.B) {
-		s := NewSocketOwners("", nil)
-		defer s.Close()
-		s.lim.scanBudget, s.lim.scanBurst = 1e9, 1e9
-		b.ReportAllocs()
-		for b.Loop() {
-			b.StopTimer()
-			c, srv := dial()
-			local, remote := ends(c)
-			b.StartTimer()
-			if _, ok := s.Lookup(ctx, ns, protoTCP, local, remote); !ok {
-				b.Fatal("not found")
-			}
-			b.StopTimer()
-			c.Close()
-			srv.Close()
-			b.StartTimer()
-		}
-	})
-
-	b.Run("not-found", func(b *testing.B) {
-		s := NewSocketOwners("", nil)
-		defer s.Close()
-		local := netip.MustParseAddrPort("127.0.0.1:1")
-		remote := netip.MustParseAddrPort("127.0.0.9:9")
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, ok := s.Lookup(ctx, ns, protoTCP, local, remote); ok {
-				b.Fatal("found")
-			}
-		}
-	})
-}
-
-// BenchmarkScanOtherNetNS is the part of a miss in a container's namespace that does not
-// depend on the container: listing /proc and finding the processes in the namespace.
-// "first" is the first scan, which reads every process's namespace; "settled" a later
-// one, which remembers them.
-func BenchmarkScanOtherNetNS(b *testing.B) {
-	spawnIdle(b, *benchProcs)
-	ctx := context.Background()
-	b.Run("first", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			s := NewSocketOwners("", nil)
-			if _, err := s.scan(ctx, 1, 0); err != nil { // no namespace has inode 1
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("settled", func(b *testing.B) {
-		s := NewSocketOwners("", nil)
-		s.lim.pidSettle = 0
-		s.lim.pidRecheck = time.Hour
-		if _, err := s.scan(ctx, 1, 0); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := s.scan(ctx, 1, 0); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
-// spawnIdle starts n sleeping processes for the benchmark's duration.
-func spawnIdle(b *testing.B, n int) {
-	b.Helper()
-	for range n {
-		cmd := exec.Command("sleep", "3600")
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() {
-			cmd.Process.Kill()
-			cmd.Wait()
-		})
 	}
 }

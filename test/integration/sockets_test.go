@@ -254,7 +254,7 @@ func TestSocketOwnersContainers(t *testing.T) {
 			return false, "not yet"
 		})
 		seen[fresh.local] = true
-		scans := s.Stats().Scans
+		before := s.Stats()
 		start := time.Now()
 		p, ok := s.Lookup(ctx, clientNS, 6, fresh.local, target)
 		if took := time.Since(start); start.Sub(created) < 3*time.Second {
@@ -266,8 +266,10 @@ func TestSocketOwnersContainers(t *testing.T) {
 			t.Fatalf("exec'd client %d: Lookup = %+v, %v; want nc", i, p, ok)
 		}
 		sockCheckHolder(t, "exec'd client", p, fresh.inode, clientC.ID, clientNS)
-		if s.Stats().Scans != scans+1 {
-			t.Errorf("exec'd client %d: found without a scan", i)
+		// A new socket of a new process: found by a scan, or by a re-check should the
+		// new process be next to a recent owner, never from the cache.
+		if after := s.Stats(); after.Scans+after.RecheckHits != before.Scans+before.RecheckHits+1 {
+			t.Errorf("exec'd client %d: found without reading /proc: %+v then %+v", i, before, after)
 		}
 		sockStopPipeline(t, p.PID, clientNS)
 	}
@@ -276,6 +278,131 @@ func TestSocketOwnersContainers(t *testing.T) {
 		"hit %s; miss in the first 3s %s; miss later %s",
 		len(procs), len(sockPIDsIn(t, clientNS.Inode)), cold, sockLatencies(hits), sockLatencies(young), sockLatencies(settled))
 	t.Logf("stats %+v", s.Stats())
+}
+
+// A busy container, opening short connections in a loop, beside a quiet pair of
+// containers. Each new connection is a new socket, so a miss, as the agent sees it: the
+// busy client's are found mostly by re-checks (each nc is a sibling of the one before),
+// not by scans of its namespace, and the quiet pair's lookups all succeed meanwhile. On a
+// host with a thousand processes a scan costs milliseconds, so scans for every busy
+// connection would go over the budget (and, before shares, leave the quiet pair without).
+func TestSocketOwnersBusyNeighbour(t *testing.T) {
+	d := testenv.NewDocker(t)
+	d.EnsureImage(t)
+	netName := d.Network(t, "")
+	type pair struct {
+		name               string
+		server, client     testenv.Container
+		serverNS, clientNS procmon.NetNSRef
+		clientPID          int
+		target             netip.AddrPort
+	}
+	nsOf := func(id string) (procmon.NetNSRef, int) {
+		pid := d.Inspect(t, id).State.Pid
+		ns := procmon.NetNSRef{Path: fmt.Sprintf("/proc/%d/ns/net", pid)}
+		ns.Inode = inode(t, ns.Path)
+		return ns, pid
+	}
+	// Each server hands every connection to a new child that holds it for a while.
+	newPair := func(name, hold, client string) *pair {
+		p := &pair{name: name}
+		p.server = d.Run(t, testenv.ContainerSpec{NetworkMode: netName, Cmd: []string{"nc", "-ll", "-p", "8080", "-e", "sleep", hold}})
+		p.target = netip.AddrPortFrom(sockContainerIP(t, d, p.server.ID, netName), 8080)
+		p.serverNS, _ = nsOf(p.server.ID)
+		cmd := strings.ReplaceAll(client, "SERVER", p.target.Addr().String())
+		p.client = d.Run(t, testenv.ContainerSpec{NetworkMode: netName, Cmd: []string{"sh", "-c", cmd}})
+		p.clientNS, p.clientPID = nsOf(p.client.ID)
+		return p
+	}
+	busy := newPair("busy", "0.1", "for i in 1 2 3 4; do (while true; do echo x | nc SERVER 8080; done) & done; wait")
+	quiet := newPair("quiet", "2", "while true; do echo x | nc SERVER 8080; sleep 0.5; done")
+
+	sockIdleProcesses(t, 1000)
+
+	s := procmon.NewSocketOwners("/proc", sockLogger(t))
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+
+	type tally struct{ asked, found, byRecheck, byScan, byCache, limited int }
+	var busyClient, busyServer, quietEnds tally
+	count := func(tl *tally, ok bool, before, after procmon.Stats) {
+		tl.asked++
+		tl.limited += int(after.ScansLimited - before.ScansLimited)
+		if !ok {
+			return
+		}
+		tl.found++
+		switch {
+		case after.RecheckHits > before.RecheckHits:
+			tl.byRecheck++
+		case after.Scans > before.Scans:
+			tl.byScan++
+		default:
+			tl.byCache++
+		}
+	}
+	// lookupEnds looks up both ends of each connection of the pair's client not seen
+	// before, as the agent would on the connection's first packets.
+	seen := map[netip.AddrPort]bool{}
+	lookupEnds := func(p *pair, client, server *tally, strict bool) {
+		for _, e := range sockTable(t, p.clientPID, "tcp") {
+			// Connected, or closing with nc still holding it (inode 0 once it has gone).
+			if e.remote != p.target || e.inode == 0 || seen[e.local] || e.state == tcpListen {
+				continue
+			}
+			seen[e.local] = true
+			before := s.Stats()
+			cp, ok := s.Lookup(ctx, p.clientNS, 6, e.local, p.target)
+			after := s.Stats()
+			count(client, ok && cp.Comm == "nc", before, after)
+			if strict && (!ok || cp.Comm != "nc") {
+				t.Errorf("%s client end %v (state %d): Lookup = %+v, %v; stats %+v", p.name, e.local, e.state, cp, ok, after)
+			}
+			before = after
+			sp, ok := s.Lookup(ctx, p.serverNS, 6, p.target, e.local)
+			after = s.Stats()
+			// The child holding it, or the listener's owner before the child is there.
+			count(server, ok && (sp.Comm == "sleep" || sp.Comm == "nc"), before, after)
+			if strict && (!ok || sp.Comm != "sleep" && sp.Comm != "nc") {
+				t.Errorf("%s server end ← %v: Lookup = %+v, %v; stats %+v", p.name, e.local, sp, ok, after)
+			}
+		}
+	}
+
+	for _, p := range []*pair{busy, quiet} {
+		eventually(t, sockDeadline, p.name+" client's first connection", func() (bool, string) {
+			all := sockTable(t, p.clientPID, "tcp")
+			for _, e := range all {
+				if e.remote == p.target && e.inode != 0 {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprint(all)
+		})
+	}
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		lookupEnds(busy, &busyClient, &busyServer, false)
+		lookupEnds(quiet, &quietEnds, &quietEnds, true)
+	}
+	st := s.Stats()
+	t.Logf("busy client ends %+v, busy server ends %+v, quiet ends %+v; stats %+v", busyClient, busyServer, quietEnds, st)
+
+	if quietEnds.asked < 4 {
+		t.Errorf("quiet pair: %d lookups, want at least 4 (2 connections)", quietEnds.asked)
+	}
+	if busyClient.asked < 30 {
+		t.Fatalf("busy client: %d connections looked up in 6 s, want at least 30", busyClient.asked)
+	}
+	// A connection can end between being listed and being looked up; most do not.
+	if busyClient.found < busyClient.asked*8/10 {
+		t.Errorf("busy client: %d of %d connections attributed, want 80%%", busyClient.found, busyClient.asked)
+	}
+	if fromProc := busyClient.byRecheck + busyClient.byScan; busyClient.byRecheck < fromProc*8/10 {
+		t.Errorf("busy client: %d found by re-checks, %d by scans; want 80%% by re-checks", busyClient.byRecheck, busyClient.byScan)
+	}
+	if busyServer.found < busyServer.asked/2 {
+		t.Errorf("busy server: %d of %d connections attributed, want half", busyServer.found, busyServer.asked)
+	}
 }
 
 func sockLatencies(d []time.Duration) string {
