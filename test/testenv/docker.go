@@ -259,6 +259,13 @@ func (d *Docker) Run(t testing.TB, spec ContainerSpec) Container {
 // Create creates a container without starting it; it is removed when the test ends.
 func (d *Docker) Create(t testing.TB, spec ContainerSpec) Container {
 	t.Helper()
+	return d.create(t, spec, nil)
+}
+
+// create makes the container of spec (test image, labels, a command that sleeps, an init
+// so that removal is immediate), letting mutate change the full configuration first.
+func (d *Docker) create(t testing.TB, spec ContainerSpec, mutate func(*container.Config, *container.HostConfig)) Container {
+	t.Helper()
 	ctx := context.Background()
 	if spec.Name == "" {
 		spec.Name = RandomName("vigil-test")
@@ -277,22 +284,18 @@ func (d *Docker) Create(t testing.TB, spec ContainerSpec) Container {
 	if mode == "" {
 		mode = "bridge"
 	}
-	res, err := d.Client.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: spec.Name,
-		Config: &container.Config{
-			Image:  spec.Image,
-			Cmd:    spec.Cmd,
-			Labels: labels,
-			User:   spec.User,
-		},
-		HostConfig: &container.HostConfig{
-			NetworkMode: mode,
-			Privileged:  spec.Privileged,
-			ExtraHosts:  spec.ExtraHosts,
-			// Containers must stop at once when removed; sleep ignores SIGTERM as PID 1.
-			Init: boolPtr(true),
-		},
-	})
+	cfg := &container.Config{Image: spec.Image, Cmd: spec.Cmd, Labels: labels, User: spec.User}
+	hc := &container.HostConfig{
+		NetworkMode: mode,
+		Privileged:  spec.Privileged,
+		ExtraHosts:  spec.ExtraHosts,
+		// Containers must stop at once when removed; sleep ignores SIGTERM as PID 1.
+		Init: boolPtr(true),
+	}
+	if mutate != nil {
+		mutate(cfg, hc)
+	}
+	res, err := d.Client.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spec.Name, Config: cfg, HostConfig: hc})
 	if err != nil {
 		t.Fatalf("create container %s: %v", spec.Name, err)
 	}
