@@ -170,7 +170,7 @@ func setOpt(env *Env, key string, value any) {
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to chown the fixture files")
+		t.Fatal("these tests chown fixture files: run them as root (make test does)")
 	}
 }
 
