@@ -81,7 +81,6 @@ const pollInterval = 100 * time.Millisecond
 // Stats and Close are safe from any goroutine.
 type Ring struct {
 	iface   string
-	ifindex int
 	tp      *afpacket.TPacket
 	packets atomic.Uint64
 	drops   atomic.Uint64
