@@ -10,7 +10,7 @@ BIN     := bin/vigil
 PREFIX  ?= /usr/local
 ARGS    ?=
 
-.PHONY: all setup build install run test vet unit integration fuzz clean
+.PHONY: all setup build install run test vet lint unit integration fuzz clean
 
 all: build
 
@@ -28,11 +28,19 @@ install: build
 run: setup install
 	exec $(PREFIX)/bin/vigil up $(ARGS)
 
-test: setup vet unit integration
+test: setup vet lint unit integration
 
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./test/... ./internal/audit/
+
+# staticcheck, pinned, installed into the Go bin dir the first time.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
+lint:
+	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(STATICCHECK) ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # The race detector needs cgo; the vigil binary itself is built without it.
 unit:
