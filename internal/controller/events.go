@@ -44,6 +44,30 @@ func (e *Events) Add(ev Event) Event {
 	return ev
 }
 
+// Update changes the event with the given ID in place, if it is still kept; it reports
+// whether it was.
+func (e *Events) Update(id uint64, fn func(*Event)) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, ok := slices.BinarySearchFunc(e.events, id, func(ev Event, id uint64) int { return cmpU64(ev.ID, id) })
+	if !ok {
+		return false
+	}
+	fn(&e.events[i])
+	e.events[i].ID = id
+	return true
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
 // List returns the events of the given type (all when empty), newest first, at most
 // limit of them.
 func (e *Events) List(typ string, limit int) []Event {

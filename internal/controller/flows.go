@@ -23,7 +23,12 @@ type Flows struct {
 	subs    map[*FlowSub]struct{}
 	graph   *graph
 	dropped uint64
+	judge   func(r *flow.Record)
 }
+
+// SetJudge has every flow judged (its verdict and rule written on it) when it is first
+// reported. Call it before reports arrive.
+func (c *Flows) SetJudge(judge func(r *flow.Record)) { c.judge = judge }
 
 // NewFlows keeps up to maxRecent ended flows and maxEdges graph edges.
 func NewFlows(maxRecent, maxEdges int) *Flows {
@@ -42,6 +47,12 @@ func (c *Flows) ReportFlows(events []flow.Event) {
 	for _, ev := range events {
 		r := ev.Record
 		prev, seen := c.active[r.ID]
+		if seen {
+			r.Verdict, r.RuleID = prev.Verdict, prev.RuleID
+		} else if c.judge != nil {
+			c.judge(&r)
+		}
+		ev.Record = r
 		c.graph.add(r, prev, seen)
 		switch ev.Type {
 		case flow.EventStart, flow.EventUpdate:

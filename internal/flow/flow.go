@@ -149,6 +149,10 @@ type Record struct {
 	FirstSeen     time.Time `json:"first_seen"`
 	LastSeen      time.Time `json:"last_seen"`
 	State         State     `json:"state"`
+	// Verdict is what the policy said of the flow when it was first reported (allow,
+	// learn, violate, deny) and RuleID the rule that decided ("" when the modes did).
+	Verdict string `json:"verdict,omitempty"`
+	RuleID  string `json:"rule_id,omitempty"`
 	// End is why the flow was reported over: "timeout", "closed", "evicted", "shutdown",
 	// or "eof" at the end of a capture file.
 	End string `json:"end,omitempty"`

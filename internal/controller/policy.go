@@ -1,0 +1,382 @@
+package controller
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/flow"
+	"github.com/vigil-sec/vigil/internal/policy"
+	"github.com/vigil-sec/vigil/internal/workload"
+)
+
+// PolicyStore persists policy changes as they are made; the store package's DB is one.
+// Every method is one transaction.
+type PolicyStore interface {
+	PutRules(rules []policy.Rule) error
+	DeleteRules(ids []string) error
+	PutGroup(g policy.Group) error
+	DeleteGroup(name string) error
+	SetDefaultMode(m policy.Mode) error
+}
+
+// Errors of policy changes.
+var (
+	ErrNoRule  = errors.New("no such rule")
+	ErrLearned = errors.New("not a learned rule")
+)
+
+// PolicyEngine judges each flow against the policy when it is first reported: it writes
+// the verdict and deciding rule onto the flow, learns unmatched connections of groups in
+// Discover mode, and raises a violation event (aggregated: repeats add to its count) for
+// unmatched connections in Monitor and Protect mode. Changes are persisted before they
+// take effect. It is safe for concurrent use.
+type PolicyEngine struct {
+	store    PolicyStore
+	events   *Events
+	log      *slog.Logger
+	subjects func(workloadID string) (policy.Subject, bool)
+
+	eval atomic.Pointer[policy.Evaluator]
+
+	mu      sync.Mutex
+	pol     policy.Policy // user and imported rules, groups, default mode; learned rules live in learner
+	learner *policy.Learner
+	viol    map[string]uint64 // violation key -> event ID
+}
+
+// NewPolicyEngine starts from p (as loaded from the store). store may be nil (nothing
+// persisted). subjects describes a workload for custom groups' criteria; it may be nil.
+func NewPolicyEngine(p policy.Policy, store PolicyStore, events *Events, subjects func(string) (policy.Subject, bool), log *slog.Logger) (*PolicyEngine, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("stored policy: %w", err)
+	}
+	learner, err := policy.NewLearner(policy.LearnerConfig{}, p.LearnedRules())
+	if err != nil {
+		return nil, err
+	}
+	p.SetLearned(nil)
+	e := &PolicyEngine{store: store, events: events, log: log, subjects: subjects, pol: p, learner: learner, viol: map[string]uint64{}}
+	if err := e.compileLocked(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// compileLocked builds a new evaluator from the policy and the learned rules, carrying
+// the hits counted by the old one.
+func (e *PolicyEngine) compileLocked() error {
+	e.collectHitsLocked()
+	p := e.pol
+	p.Rules = slices.Clone(p.Rules)
+	p.SetLearned(e.learner.Rules())
+	ev, err := p.Compile()
+	if err != nil {
+		return err
+	}
+	e.eval.Store(ev)
+	return nil
+}
+
+func (e *PolicyEngine) collectHitsLocked() {
+	if old := e.eval.Load(); old != nil {
+		hits := old.TakeHits()
+		e.pol.AddHits(hits)
+		e.learner.AddHits(hits)
+	}
+}
+
+// endpointName is the policy's name for a flow's end.
+func endpointName(ep flow.Endpoint) string {
+	switch ep.Kind {
+	case flow.KindWorkload:
+		return ep.Group
+	case flow.KindHost:
+		return policy.EndpointHost
+	case flow.KindExternal:
+		return policy.ExternalEndpoint(ep.Name)
+	}
+	return policy.AddressEndpoint(ep.IP)
+}
+
+func (e *PolicyEngine) side(ev *policy.Evaluator, ep flow.Endpoint) (name string, groups []string, mode policy.Mode) {
+	name = endpointName(ep)
+	mode = ev.ModeOf(name)
+	if ep.Kind == flow.KindWorkload && e.subjects != nil {
+		if s, ok := e.subjects(ep.Workload); ok {
+			groups = ev.GroupsOf(s, nil)
+		}
+	}
+	for _, g := range groups {
+		mode = policy.Stricter(mode, ev.ModeOf(g))
+	}
+	return name, groups, mode
+}
+
+// Judge decides a flow's verdict and writes it on r.
+func (e *PolicyEngine) Judge(r *flow.Record) {
+	ev := e.eval.Load()
+	c := policy.Conn{Port: r.Server.Port, App: string(r.App)}
+	c.From, c.FromGroups, c.FromMode = e.side(ev, r.Client)
+	c.To, c.ToGroups, c.ToMode = e.side(ev, r.Server)
+	if p, err := policy.ParseProto(r.Proto); err == nil {
+		c.Proto = p
+	}
+	if c.Proto == policy.ProtoICMP || c.Proto == policy.ProtoICMPv6 {
+		c.Port = 0
+	}
+	v := ev.Evaluate(c)
+	ev.Count(v, r.LastSeen)
+	r.Verdict, r.RuleID = v.Action.String(), v.RuleID
+	switch v.Action {
+	case policy.ActionLearn:
+		// A flow whose direction was only guessed from its ports could teach a rule the
+		// wrong way round; it is judged but not learned from.
+		if r.Initiator != flow.InitiatorPort {
+			e.learn(c, r.LastSeen)
+		}
+	case policy.ActionViolate, policy.ActionDeny:
+		e.violation(c, v, r)
+	}
+}
+
+func (e *PolicyEngine) learn(c policy.Conn, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch, err := e.learner.Learn(c, at)
+	if err != nil {
+		e.log.Debug("not learned", "from", c.From, "to", c.To, "err", err)
+		return
+	}
+	if e.store != nil {
+		if err := e.persistChange(ch); err != nil {
+			e.log.Warn("persist learned rules", "err", err)
+		}
+	}
+	if ch.Recompile() {
+		if err := e.compileLocked(); err != nil {
+			e.log.Warn("compile policy", "err", err)
+		}
+	}
+}
+
+func (e *PolicyEngine) persistChange(ch policy.Change) error {
+	put := append(slices.Clone(ch.Added), ch.Updated...)
+	if len(put) > 0 {
+		if err := e.store.PutRules(put); err != nil {
+			return err
+		}
+	}
+	if len(ch.Removed) > 0 {
+		ids := make([]string, len(ch.Removed))
+		for i, r := range ch.Removed {
+			ids[i] = r.ID
+		}
+		return e.store.DeleteRules(ids)
+	}
+	return nil
+}
+
+// violation raises, or adds to, the event for an unmatched connection.
+func (e *PolicyEngine) violation(c policy.Conn, v policy.Verdict, r *flow.Record) {
+	port := strconv.Itoa(int(c.Port))
+	key := c.From + "|" + c.To + "|" + r.Proto + "|" + port + "|" + string(r.App) + "|" + v.Action.String()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if id, ok := e.viol[key]; ok && e.events.Update(id, func(ev *Event) {
+		ev.Detail["count"] = ev.Detail["count"].(int) + 1
+		ev.Detail["last_seen"] = r.LastSeen
+		ev.Detail["last_flow"] = r.ID
+		ev.Detail["client"] = r.Client
+	}) {
+		return
+	}
+	sev := "warning"
+	if v.Action == policy.ActionDeny {
+		sev = "critical"
+	}
+	what := r.Proto + "/" + port
+	if c.Port == 0 {
+		what = r.Proto
+	}
+	ev := e.events.Add(Event{
+		Time:     r.FirstSeen,
+		Type:     "violation",
+		Severity: sev,
+		Summary:  fmt.Sprintf("%s -> %s %s %s: %s", endpointLabel(r.Client, c.From), endpointLabel(r.Server, c.To), what, r.App, v.Reason),
+		Detail: map[string]any{
+			"verdict": v.Action.String(), "reason": v.Reason, "rule_id": v.RuleID, "mode": v.Mode.String(),
+			"from": c.From, "to": c.To, "proto": r.Proto, "port": c.Port, "app": string(r.App),
+			"client": r.Client, "server": r.Server,
+			"count": 1, "first_seen": r.FirstSeen, "last_seen": r.LastSeen, "first_flow": r.ID, "last_flow": r.ID,
+		},
+	})
+	e.viol[key] = ev.ID
+	if len(e.viol) > e.events.max {
+		clear(e.viol) // the events they point to have been dropped anyway
+		e.viol[key] = ev.ID
+	}
+}
+
+func endpointLabel(ep flow.Endpoint, name string) string {
+	label := name
+	if ep.Kind == flow.KindWorkload && ep.Name != "" {
+		label = ep.Name + " (" + name + ")"
+	}
+	if ep.Process != nil {
+		label += " [" + ep.Process.Comm + "/" + strconv.Itoa(ep.Process.PID) + "]"
+	}
+	return label
+}
+
+// PolicyView is the policy as the API shows it.
+type PolicyView struct {
+	DefaultMode policy.Mode    `json:"default_mode"`
+	Groups      []policy.Group `json:"groups"`
+	Rules       []policy.Rule  `json:"rules"`
+}
+
+// Policy returns the whole policy, learned rules and current hit counts included.
+func (e *PolicyEngine) Policy() policy.Policy {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.collectHitsLocked()
+	p := e.pol
+	p.Groups = slices.Clone(p.Groups)
+	p.Rules = slices.Clone(p.Rules)
+	p.SetLearned(e.learner.Rules())
+	return p
+}
+
+// SetMode sets a group's mode (adding the group to the policy if it is a learned group
+// not listed yet).
+func (e *PolicyEngine) SetMode(group string, m policy.Mode) error {
+	if _, err := policy.CanonicalEndpoint(group); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := slices.IndexFunc(e.pol.Groups, func(g policy.Group) bool { return g.Name == group })
+	g := policy.Group{Name: group, Origin: policy.GroupLearned, Mode: m}
+	if i >= 0 {
+		g = e.pol.Groups[i]
+		g.Mode = m
+	}
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	if e.store != nil {
+		if err := e.store.PutGroup(g); err != nil {
+			return err
+		}
+	}
+	if i >= 0 {
+		e.pol.Groups[i] = g
+	} else {
+		e.pol.Groups = append(e.pol.Groups, g)
+	}
+	return e.compileLocked()
+}
+
+// SetDefaultMode sets the mode of groups the policy does not list.
+func (e *PolicyEngine) SetDefaultMode(m policy.Mode) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store != nil {
+		if err := e.store.SetDefaultMode(m); err != nil {
+			return err
+		}
+	}
+	e.pol.DefaultMode = m
+	return e.compileLocked()
+}
+
+// AddRule adds a user rule; its ID is made here.
+func (e *PolicyEngine) AddRule(r policy.Rule) (policy.Rule, error) {
+	r.ID = newRuleID()
+	r.Origin = policy.OriginUser
+	if r.Action == 0 {
+		r.Action = policy.ActionAllow
+	}
+	r.Hits, r.LastHit, r.Created = 0, time.Time{}, time.Now().UTC()
+	if err := r.Validate(); err != nil {
+		return r, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store != nil {
+		if err := e.store.PutRules([]policy.Rule{r}); err != nil {
+			return r, err
+		}
+	}
+	e.pol.Rules = append(e.pol.Rules, r)
+	return r, e.compileLocked()
+}
+
+// DeleteRule removes a rule, learned or not.
+func (e *PolicyEngine) DeleteRule(id string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := slices.IndexFunc(e.pol.Rules, func(r policy.Rule) bool { return r.ID == id })
+	if i < 0 {
+		if _, ok := e.learner.Forget(id); !ok {
+			return fmt.Errorf("%w %q", ErrNoRule, id)
+		}
+	} else {
+		e.pol.Rules = slices.Delete(e.pol.Rules, i, i+1)
+	}
+	if e.store != nil {
+		if err := e.store.DeleteRules([]string{id}); err != nil {
+			return err
+		}
+	}
+	return e.compileLocked()
+}
+
+// Promote turns a learned rule into a user rule (with a new ID: a learned rule's ID
+// belongs to its key, which may be learned again).
+func (e *PolicyEngine) Promote(id string) (policy.Rule, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.collectHitsLocked()
+	r, ok := e.learner.Forget(id)
+	if !ok {
+		if slices.ContainsFunc(e.pol.Rules, func(r policy.Rule) bool { return r.ID == id }) {
+			return policy.Rule{}, fmt.Errorf("%w: %q", ErrLearned, id)
+		}
+		return policy.Rule{}, fmt.Errorf("%w %q", ErrNoRule, id)
+	}
+	r.ID, r.Origin = newRuleID(), policy.OriginUser
+	if e.store != nil {
+		if err := e.store.PutRules([]policy.Rule{r}); err != nil {
+			return r, err
+		}
+		if err := e.store.DeleteRules([]string{id}); err != nil {
+			return r, err
+		}
+	}
+	e.pol.Rules = append(e.pol.Rules, r)
+	return r, e.compileLocked()
+}
+
+func newRuleID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "u-" + hex.EncodeToString(b)
+}
+
+// SubjectOf describes a workload for custom groups' criteria.
+func SubjectOf(w workload.Workload) policy.Subject {
+	s := policy.Subject{Name: w.Name, Image: w.Image, Service: w.Labels[workload.LabelComposeService], Labels: w.Labels}
+	if len(w.IPs) > 0 {
+		s.Addr = w.IPs[0]
+	}
+	return s
+}

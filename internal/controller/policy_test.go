@@ -1,0 +1,186 @@
+package controller
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/dpi"
+	"github.com/vigil-sec/vigil/internal/flow"
+	"github.com/vigil-sec/vigil/internal/policy"
+)
+
+// memStore records what the engine persists.
+type memStore struct {
+	rules  map[string]policy.Rule
+	groups map[string]policy.Group
+	mode   policy.Mode
+}
+
+func newMemStore() *memStore {
+	return &memStore{rules: map[string]policy.Rule{}, groups: map[string]policy.Group{}}
+}
+func (m *memStore) PutRules(rs []policy.Rule) error {
+	for _, r := range rs {
+		m.rules[r.ID] = r
+	}
+	return nil
+}
+func (m *memStore) DeleteRules(ids []string) error {
+	for _, id := range ids {
+		delete(m.rules, id)
+	}
+	return nil
+}
+func (m *memStore) PutGroup(g policy.Group) error      { m.groups[g.Name] = g; return nil }
+func (m *memStore) DeleteGroup(n string) error         { delete(m.groups, n); return nil }
+func (m *memStore) SetDefaultMode(p policy.Mode) error { m.mode = p; return nil }
+
+func conn(id uint64, client, clientGroup, server, serverGroup string, port uint16, app dpi.App, at int) flow.Record {
+	return flow.Record{ID: id, Proto: "tcp", App: app, Initiator: flow.InitiatorSYN,
+		Client: flow.Endpoint{IP: netip.MustParseAddr("172.17.0.9"), Port: 40000 + uint16(id), Kind: flow.KindWorkload, Workload: client + "-id", Name: client, Group: clientGroup,
+			Process: &flow.Process{PID: 42, Comm: "psql"}},
+		Server:    flow.Endpoint{IP: netip.MustParseAddr("172.17.0.3"), Port: port, Kind: flow.KindWorkload, Workload: server + "-id", Name: server, Group: serverGroup},
+		FirstSeen: time.Unix(int64(at), 0), LastSeen: time.Unix(int64(at), 0)}
+}
+
+func newEngine(t *testing.T, st PolicyStore) (*PolicyEngine, *Events) {
+	t.Helper()
+	events := NewEvents(100)
+	e, err := NewPolicyEngine(policy.Policy{}, st, events, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, events
+}
+
+func TestLearnThenMonitor(t *testing.T) {
+	st := newMemStore()
+	e, events := newEngine(t, st)
+
+	r := conn(1, "web-1", "vigil.web", "db", "vigil.db", 5432, dpi.PostgreSQL, 1)
+	e.Judge(&r)
+	if r.Verdict != "learn" || r.RuleID != "" {
+		t.Fatalf("first flow in discover: verdict %q rule %q", r.Verdict, r.RuleID)
+	}
+	if len(st.rules) != 1 {
+		t.Fatalf("learned rules persisted: %+v", st.rules)
+	}
+	// A replica, on another ephemeral port, matches the learned rule.
+	r2 := conn(2, "web-2", "vigil.web", "db", "vigil.db", 5432, dpi.PostgreSQL, 2)
+	e.Judge(&r2)
+	if r2.Verdict != "allow" || r2.RuleID == "" {
+		t.Fatalf("replica: verdict %q rule %q", r2.Verdict, r2.RuleID)
+	}
+
+	if err := e.SetMode("vigil.db", policy.ModeMonitor); err != nil {
+		t.Fatal(err)
+	}
+	if st.groups["vigil.db"].Mode != policy.ModeMonitor {
+		t.Errorf("mode not persisted: %+v", st.groups)
+	}
+	for i := range 3 {
+		v := conn(uint64(10+i), "intruder", "vigil.intruder", "db", "vigil.db", 5432, dpi.PostgreSQL, 10+i)
+		e.Judge(&v)
+		if v.Verdict != "violate" {
+			t.Fatalf("intruder in monitor: verdict %q", v.Verdict)
+		}
+	}
+	evs := events.List("violation", 0)
+	if len(evs) != 1 {
+		t.Fatalf("violations = %+v, want one aggregated event", evs)
+	}
+	d := evs[0].Detail
+	if d["count"] != 3 || d["from"] != "vigil.intruder" || d["to"] != "vigil.db" || d["port"] != uint16(5432) || d["app"] != "postgresql" {
+		t.Errorf("violation detail = %+v", d)
+	}
+	if c, ok := d["client"].(flow.Endpoint); !ok || c.Process == nil || c.Process.Comm != "psql" {
+		t.Errorf("violation lacks the client process: %+v", d["client"])
+	}
+	if len(st.rules) != 1 {
+		t.Errorf("monitor mode learned: %+v", st.rules)
+	}
+
+	// Protect: the same connection is denied, and reported as its own event.
+	if err := e.SetMode("vigil.db", policy.ModeProtect); err != nil {
+		t.Fatal(err)
+	}
+	v := conn(20, "intruder", "vigil.intruder", "db", "vigil.db", 5432, dpi.PostgreSQL, 20)
+	e.Judge(&v)
+	if v.Verdict != "deny" || len(events.List("violation", 0)) != 2 {
+		t.Errorf("protect: verdict %q, %d events", v.Verdict, len(events.List("violation", 0)))
+	}
+}
+
+func TestUserRulesAndPromotion(t *testing.T) {
+	st := newMemStore()
+	e, events := newEngine(t, st)
+	if err := e.SetDefaultMode(policy.ModeMonitor); err != nil {
+		t.Fatal(err)
+	}
+	ports, _ := policy.ParsePorts("tcp/6379")
+	u, err := e.AddRule(policy.Rule{From: "vigil.api", To: "vigil.cache", Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := conn(1, "api", "vigil.api", "cache", "vigil.cache", 6379, dpi.Redis, 1)
+	e.Judge(&r)
+	if r.Verdict != "allow" || r.RuleID != u.ID || len(events.List("", 0)) != 0 {
+		t.Fatalf("user rule: verdict %q rule %q (want %q)", r.Verdict, r.RuleID, u.ID)
+	}
+	if _, err := e.AddRule(policy.Rule{From: "vigil.api", To: "vigil.cache"}); err == nil {
+		t.Error("a rule without ports was accepted")
+	}
+	if err := e.DeleteRule(u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.rules[u.ID]; ok {
+		t.Error("deleted rule still stored")
+	}
+	if err := e.DeleteRule("u-nope"); !errors.Is(err, ErrNoRule) {
+		t.Errorf("delete unknown: %v", err)
+	}
+
+	// Learn in discover, promote, and the promoted rule still allows.
+	if err := e.SetDefaultMode(policy.ModeDiscover); err != nil {
+		t.Fatal(err)
+	}
+	r = conn(2, "api", "vigil.api", "cache", "vigil.cache", 6379, dpi.Redis, 2)
+	e.Judge(&r)
+	pol := e.Policy()
+	learned := pol.LearnedRules()
+	if len(learned) != 1 {
+		t.Fatalf("learned = %+v", learned)
+	}
+	p, err := e.Promote(learned[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol = e.Policy()
+	if p.Origin != policy.OriginUser || p.ID == learned[0].ID || len(pol.LearnedRules()) != 0 {
+		t.Errorf("promoted = %+v", p)
+	}
+	if _, err := e.Promote(p.ID); !errors.Is(err, ErrLearned) {
+		t.Errorf("promoting a user rule: %v", err)
+	}
+	r = conn(3, "api", "vigil.api", "cache", "vigil.cache", 6379, dpi.Redis, 3)
+	e.Judge(&r)
+	if r.Verdict != "allow" || r.RuleID != p.ID {
+		t.Errorf("after promotion: %q %q", r.Verdict, r.RuleID)
+	}
+}
+
+func TestFlowsCarryVerdicts(t *testing.T) {
+	e, _ := newEngine(t, nil)
+	c := NewFlows(10, 100)
+	c.SetJudge(e.Judge)
+	r := conn(1, "web", "vigil.web", "db", "vigil.db", 5432, dpi.PostgreSQL, 1)
+	c.ReportFlows([]flow.Event{{Type: flow.EventStart, Record: r}, {Type: flow.EventEnd, Record: r}})
+	got := c.List(Filter{}, 0)
+	if len(got) != 1 || got[0].Verdict != "learn" {
+		t.Fatalf("flows = %+v; the end keeps the verdict judged at the start", got)
+	}
+}
