@@ -142,11 +142,11 @@ func writeJSONLine(w io.Writer, v any) error {
 
 func printFlows(out io.Writer, list []flow.Record) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIRST SEEN\tPROTO\tCLIENT\tSERVER\tAPP\tDETAIL\tPKTS\tBYTES\tSTATE")
+	fmt.Fprintln(tw, "FIRST SEEN\tPROTO\tCLIENT\tSERVER\tAPP\tDETAIL\tPKTS\tBYTES\tSTATE\tVERDICT")
 	for _, r := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
 			r.FirstSeen.Local().Format("15:04:05.000"), r.Proto, endpointText(r.Client), endpointText(r.Server),
-			r.App, orDash(detailText(r)), r.Packets, r.Bytes, r.State)
+			r.App, orDash(detailText(r)), r.Packets, r.Bytes, r.State, orDash(r.Verdict))
 	}
 	return tw.Flush()
 }
@@ -157,9 +157,9 @@ func eventLine(ev flow.Event) string {
 	if ev.Type == flow.EventStart {
 		ts = r.FirstSeen
 	}
-	return fmt.Sprintf("%s %-6s %-4s %s -> %s %s %s pkts=%d bytes=%d %s",
+	return fmt.Sprintf("%s %-6s %-4s %s -> %s %s %s pkts=%d bytes=%d %s %s",
 		ts.Local().Format("15:04:05.000"), strings.ToUpper(string(ev.Type)), r.Proto,
-		endpointText(r.Client), endpointText(r.Server), r.App, orDash(detailText(r)), r.Packets, r.Bytes, r.State)
+		endpointText(r.Client), endpointText(r.Server), r.App, orDash(detailText(r)), r.Packets, r.Bytes, r.State, orDash(r.Verdict))
 }
 
 // endpointText reads "web-1[vigil.shop-web] 172.17.0.2:80 (httpd/812)".

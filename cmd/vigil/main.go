@@ -81,6 +81,10 @@ Start the server on a Docker host with 'vigil up' (as root); the other commands 
 		newFlowsCommand(g),
 		newGraphCommand(g),
 		newAuditCommand(g),
+		newModeCommand(g),
+		newRulesCommand(g),
+		newRuleCommand(g),
+		newEventsCommand(g),
 		newVersionCommand(g),
 	)
 	return root

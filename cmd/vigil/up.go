@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/audit"
 	"github.com/vigil-sec/vigil/internal/controller"
 	"github.com/vigil-sec/vigil/internal/flow"
+	"github.com/vigil-sec/vigil/internal/policy"
 	"github.com/vigil-sec/vigil/internal/procmon"
 	"github.com/vigil-sec/vigil/internal/store"
 	"github.com/vigil-sec/vigil/internal/workload"
@@ -125,6 +126,18 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 		return map[string]any{"data_path": ag.Stats(), "process_attribution": owners.Stats()}
 	})
 	events := controller.NewEvents(10000)
+	engine, err := controller.NewPolicyEngine(policy.Policy{}, nil, events, func(id string) (policy.Subject, bool) {
+		w, err := reg.Get(id)
+		if err != nil {
+			return policy.Subject{}, false
+		}
+		return controller.SubjectOf(w), true
+	}, log)
+	if err != nil {
+		return err
+	}
+	flows.SetJudge(engine.Judge)
+	srv.SetPolicy(engine)
 	auditor := controller.NewAuditor(func(ctx context.Context) (audit.Report, error) {
 		env, err := audit.LoadEnv(ctx, rt.Client(), "/", "/proc")
 		if err != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/controller"
 	"github.com/vigil-sec/vigil/internal/flow"
+	"github.com/vigil-sec/vigil/internal/policy"
 	"github.com/vigil-sec/vigil/internal/workload"
 )
 
@@ -102,12 +104,29 @@ func (c *Client) Groups(ctx context.Context) ([]workload.Group, error) {
 
 // get fetches path, which must already be escaped, below the server's base URL.
 func (c *Client) get(ctx context.Context, path string, into any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+path, nil)
+	return c.do(ctx, http.MethodGet, path, nil, into)
+}
+
+// do sends a request with an optional JSON body and decodes the JSON answer into into
+// (when not nil and the answer has a body).
+func (c *Client) do(ctx context.Context, method, path string, body, into any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
@@ -116,22 +135,63 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 		return fmt.Errorf("cannot reach Vigil at %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
 		return fmt.Errorf("read response from %s: %w", path, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var eb ErrorBody
-		if json.Unmarshal(body, &eb) != nil || eb.Error == "" {
-			eb.Error = strings.TrimSpace(string(body))
+		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
+			eb.Error = strings.TrimSpace(string(data))
 		}
-		se := &StatusError{Code: resp.StatusCode, Message: eb.Error, body: body}
-		return se
+		return &StatusError{Code: resp.StatusCode, Message: eb.Error, body: data}
 	}
-	if err := json.Unmarshal(body, into); err != nil {
+	if into == nil || len(data) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, into); err != nil {
 		return fmt.Errorf("decode response from %s: %w", path, err)
 	}
 	return nil
+}
+
+// Policy fetches the whole policy.
+func (c *Client) Policy(ctx context.Context) (controller.PolicyView, error) {
+	var out controller.PolicyView
+	return out, c.get(ctx, "/api/v1/policy", &out)
+}
+
+// SetMode sets a group's mode.
+func (c *Client) SetMode(ctx context.Context, group, mode string) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/groups/"+url.PathEscape(group)+"/mode", ModeRequest{Mode: mode}, nil)
+}
+
+// SetDefaultMode sets the mode of groups the policy does not list.
+func (c *Client) SetDefaultMode(ctx context.Context, mode string) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/policy/default-mode", ModeRequest{Mode: mode}, nil)
+}
+
+// AddRule adds a user rule.
+func (c *Client) AddRule(ctx context.Context, r RuleRequest) (policy.Rule, error) {
+	var out policy.Rule
+	return out, c.do(ctx, http.MethodPost, "/api/v1/rules", r, &out)
+}
+
+// DeleteRule removes a rule.
+func (c *Client) DeleteRule(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/rules/"+url.PathEscape(id), nil, nil)
+}
+
+// PromoteRule turns a learned rule into a user rule.
+func (c *Client) PromoteRule(ctx context.Context, id string) (policy.Rule, error) {
+	var out policy.Rule
+	return out, c.do(ctx, http.MethodPost, "/api/v1/rules/"+url.PathEscape(id)+"/promote", nil, &out)
+}
+
+// Events lists recent events, newest first.
+func (c *Client) Events(ctx context.Context, q url.Values) ([]controller.Event, error) {
+	var out []controller.Event
+	return out, c.get(ctx, "/api/v1/events"+query(q), &out)
 }
 
 // Flows lists recent flows; q holds the filters (workload, group, app, proto, since,

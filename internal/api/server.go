@@ -31,6 +31,7 @@ type Server struct {
 	dataPath  func() any
 	auditor   Auditor
 	events    EventLog
+	policy    Policy
 	token     string
 	version   string
 	log       *slog.Logger
@@ -73,6 +74,14 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("/api/v1/flows/stream", s.auth(methods{http.MethodGet: s.streamFlows}))
 		mux.Handle("/api/v1/graph", s.auth(methods{http.MethodGet: s.graph}))
 		mux.Handle("/api/v1/capture", s.auth(methods{http.MethodGet: s.capture}))
+	}
+	if s.policy != nil {
+		mux.Handle("/api/v1/policy", s.auth(methods{http.MethodGet: s.getPolicy}))
+		mux.Handle("/api/v1/policy/default-mode", s.auth(methods{http.MethodPut: s.setDefaultMode}))
+		mux.Handle("/api/v1/groups/{name}/mode", s.auth(methods{http.MethodPut: s.setGroupMode}))
+		mux.Handle("/api/v1/rules", s.auth(methods{http.MethodGet: s.listRules, http.MethodPost: s.addRule}))
+		mux.Handle("/api/v1/rules/{id}", s.auth(methods{http.MethodDelete: s.deleteRule}))
+		mux.Handle("/api/v1/rules/{id}/promote", s.auth(methods{http.MethodPost: s.promoteRule}))
 	}
 	if s.auditor != nil {
 		mux.Handle("/api/v1/audit", s.auth(methods{http.MethodGet: s.getAudit}))

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-sec/vigil/internal/api"
+	"github.com/vigil-sec/vigil/internal/controller"
+	"github.com/vigil-sec/vigil/internal/policy"
+)
+
+func newModeCommand(g *globals) *cobra.Command {
+	var def string
+	cmd := &cobra.Command{
+		Use:   "mode [GROUP discover|monitor|protect]",
+		Short: "Show the groups' modes, or set one (--default MODE: the mode of new groups)",
+		Long: `Without arguments, list the default mode and every group's mode. With a group and a
+mode, set it: discover learns what the group does, monitor reports what departs from the
+rules, protect blocks it (once enforcement lands; until then it is reported as denied).`,
+		Args: cobra.RangeArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			switch {
+			case def != "" && len(args) == 0:
+				return c.SetDefaultMode(ctx, def)
+			case def != "":
+				return fmt.Errorf("--default takes no group")
+			case len(args) == 2:
+				return c.SetMode(ctx, args[0], args[1])
+			case len(args) == 1:
+				return fmt.Errorf("give a group and a mode (discover, monitor or protect)")
+			}
+			p, err := c.Policy(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "GROUP\tMODE\n(default)\t%s\n", p.DefaultMode)
+			for _, gr := range p.Groups {
+				fmt.Fprintf(tw, "%s\t%s\n", gr.Name, gr.Mode)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&def, "default", "", "set the mode of groups that have none of their own")
+	return cmd
+}
+
+func newRulesCommand(g *globals) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "List the policy's rules: user rules first, then learned ones",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.Policy(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSONTo(g.stdout, p.Rules)
+			}
+			return printRules(g.stdout, p.Rules)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func printRules(out io.Writer, rules []policy.Rule) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tFROM\tTO\tPORTS\tAPPS\tACTION\tORIGIN\tHITS\tLAST HIT")
+	for _, r := range rules {
+		last := "-"
+		if !r.LastHit.IsZero() {
+			last = r.LastHit.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.From, r.To, policy.FormatPorts(r.Ports),
+			orDash(strings.Join(r.Apps, ",")), r.Action, r.Origin, r.Hits, last)
+	}
+	return tw.Flush()
+}
+
+func newRuleCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "rule", Short: "Add, delete or promote a rule"}
+	var req api.RuleRequest
+	var deny bool
+	add := &cobra.Command{
+		Use:   "add --from GROUP --to GROUP --ports tcp/5432 [--apps postgresql] [--deny]",
+		Short: "Add a user rule (allow unless --deny)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if deny {
+				req.Action = "deny"
+			}
+			r, err := c.AddRule(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, r.ID)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&req.From, "from", "", "client group or endpoint (group name, host, external, external:NAME, address:IP)")
+	add.Flags().StringVar(&req.To, "to", "", "server group or endpoint")
+	add.Flags().StringVar(&req.Ports, "ports", "", "ports: tcp/5432, udp/53, tcp/8000-8100, any (comma-separated)")
+	add.Flags().StringSliceVar(&req.Apps, "apps", nil, "only these applications (http, postgresql, ...)")
+	add.Flags().BoolVar(&deny, "deny", false, "a deny rule")
+	del := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a rule",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			return c.DeleteRule(cmd.Context(), args[0])
+		},
+	}
+	promote := &cobra.Command{
+		Use:   "promote ID",
+		Short: "Turn a learned rule into a user rule (it gets a new ID, printed)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.PromoteRule(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, r.ID)
+			return nil
+		},
+	}
+	cmd.AddCommand(add, del, promote)
+	return cmd
+}
+
+func newEventsCommand(g *globals) *cobra.Command {
+	var output, typ string
+	var limit int
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "List events: policy violations, compliance changes (--follow to keep watching)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if typ != "" {
+				q.Set("type", typ)
+			}
+			evs, err := c.Events(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			if !follow {
+				if output == "json" {
+					return writeJSONTo(g.stdout, evs)
+				}
+				return printEvents(g.stdout, evs)
+			}
+			return followEvents(cmd.Context(), g.stdout, c, q, output)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json (with --follow: one JSON event per line)")
+	cmd.Flags().StringVar(&typ, "type", "", "only events of this type: violation, audit.changed")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many events")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing events as they come (violations are re-printed when their count grows)")
+	return cmd
+}
+
+func eventLine1(ev controller.Event) string {
+	line := fmt.Sprintf("%s  %-8s %-13s %s", ev.Time.Local().Format("15:04:05"), ev.Severity, ev.Type, ev.Summary)
+	if n, ok := ev.Detail["count"]; ok {
+		line += fmt.Sprintf(" (x%v)", n)
+	}
+	return line
+}
+
+func printEvents(out io.Writer, evs []controller.Event) error {
+	for i := len(evs) - 1; i >= 0; i-- {
+		fmt.Fprintln(out, eventLine1(evs[i]))
+	}
+	return nil
+}
+
+// followEvents polls the event log once a second and prints what is new or changed.
+func followEvents(ctx context.Context, out io.Writer, c *api.Client, q url.Values, output string) error {
+	seen := map[uint64]string{}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		evs, err := c.Events(ctx, q)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for i := len(evs) - 1; i >= 0; i-- {
+			ev := evs[i]
+			sig := fmt.Sprint(ev.Detail["count"])
+			if s, ok := seen[ev.ID]; ok && s == sig {
+				continue
+			}
+			seen[ev.ID] = sig
+			if output == "json" {
+				if err := writeJSONCompact(out, ev); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintln(out, eventLine1(ev))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}

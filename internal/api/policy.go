@@ -1,0 +1,215 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/vigil-sec/vigil/internal/controller"
+	"github.com/vigil-sec/vigil/internal/policy"
+)
+
+// Policy is what the API needs of the controller's policy engine.
+type Policy interface {
+	Policy() policy.Policy
+	SetMode(group string, m policy.Mode) error
+	SetDefaultMode(m policy.Mode) error
+	AddRule(r policy.Rule) (policy.Rule, error)
+	DeleteRule(id string) error
+	Promote(id string) (policy.Rule, error)
+}
+
+// SetPolicy serves the policy endpoints. Call it before Handler.
+func (s *Server) SetPolicy(p Policy) { s.policy = p }
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// readJSON decodes one JSON object from the request body, strictly: unknown fields, a
+// second value or a body over maxBody are errors.
+func readJSON(r *http.Request, into any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return fmt.Errorf("Content-Type %q: want application/json", ct)
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("empty request body: want a JSON object")
+		}
+		return fmt.Errorf("request body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("request body: more than one JSON value")
+	}
+	return nil
+}
+
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	p := s.policy.Policy()
+	writeJSON(w, http.StatusOK, controller.PolicyView{DefaultMode: p.DefaultMode, Groups: nonNil(p.Groups), Rules: nonNil(p.Rules)})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func (s *Server) listRules(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(s.policy.Policy().Rules))
+}
+
+// RuleRequest is the body of POST /api/v1/rules.
+type RuleRequest struct {
+	From   string   `json:"from"`
+	To     string   `json:"to"`
+	Ports  string   `json:"ports"` // "tcp/5432", "tcp/8000-8100, udp/53", "any"
+	Apps   []string `json:"apps,omitempty"`
+	Action string   `json:"action,omitempty"` // allow (default) or deny
+}
+
+func (s *Server) addRule(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	var req RuleRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rule, err := ruleFrom(req)
+	if err == nil {
+		rule, err = s.policy.AddRule(rule)
+	}
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, rule)
+}
+
+func ruleFrom(req RuleRequest) (policy.Rule, error) {
+	from, err := policy.CanonicalEndpoint(req.From)
+	if err != nil {
+		return policy.Rule{}, fmt.Errorf("from: %w", err)
+	}
+	to, err := policy.CanonicalEndpoint(req.To)
+	if err != nil {
+		return policy.Rule{}, fmt.Errorf("to: %w", err)
+	}
+	ports, err := policy.ParsePorts(req.Ports)
+	if err != nil {
+		return policy.Rule{}, fmt.Errorf("ports: %w", err)
+	}
+	action := policy.ActionAllow
+	if req.Action != "" {
+		if action, err = policy.ParseAction(req.Action); err != nil || (action != policy.ActionAllow && action != policy.ActionDeny) {
+			return policy.Rule{}, fmt.Errorf("action %q: want allow or deny", req.Action)
+		}
+	}
+	return policy.Rule{From: from, To: to, Ports: ports, Apps: req.Apps, Action: action}, nil
+}
+
+// statusOf maps the policy's errors to HTTP statuses.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, policy.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, controller.ErrNoRule):
+		return http.StatusNotFound
+	case errors.Is(err, controller.ErrLearned):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+var ruleIDPattern = regexp.MustCompile(`^[a-z]-[0-9a-f]{8,64}$`)
+
+func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	if !ruleIDPattern.MatchString(id) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid rule id %q", id))
+		return
+	}
+	if err := s.policy.DeleteRule(id); err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) promoteRule(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	if !ruleIDPattern.MatchString(id) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid rule id %q", id))
+		return
+	}
+	rule, err := s.policy.Promote(id)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, rule)
+}
+
+// ModeRequest is the body of the mode endpoints.
+type ModeRequest struct {
+	Mode string `json:"mode"`
+}
+
+func readMode(r *http.Request) (policy.Mode, error) {
+	var req ModeRequest
+	if err := readJSON(r, &req); err != nil {
+		return 0, err
+	}
+	return policy.ParseMode(req.Mode)
+}
+
+func (s *Server) setGroupMode(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	name := r.PathValue("name")
+	m, err := readMode(r)
+	if err == nil {
+		err = s.policy.SetMode(name, m)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"group": name, "mode": m.String()})
+}
+
+func (s *Server) setDefaultMode(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	m, err := readMode(r)
+	if err == nil {
+		err = s.policy.SetDefaultMode(m)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"default_mode": m.String()})
+}
