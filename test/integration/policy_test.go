@@ -1,0 +1,107 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/controller"
+	"github.com/vigil-sec/vigil/internal/flow"
+	"github.com/vigil-sec/vigil/test/testenv"
+)
+
+// request sends one HTTP request with nc from a container and keeps nc (and so its
+// socket) alive for a second, long enough to be attributed.
+func request(t *testing.T, d *testenv.Docker, from testenv.Container, host string) {
+	t.Helper()
+	out, code, err := d.ExecResult(from.ID, "sh", "-c", "(printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 1) | nc "+host+" 8080")
+	if err != nil || code != 0 || !strings.Contains(out, "HTTP/1.") {
+		t.Fatalf("request from %s to %s: code %d err %v: %s", from.Name, host, code, err, out)
+	}
+}
+
+func TestLearnThenMonitor(t *testing.T) {
+	d := testenv.NewDocker(t)
+	d.EnsureImage(t)
+	net := d.Network(t, "")
+	v := startVigil(t)
+
+	db := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "db"},
+		Cmd: []string{"sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"}})
+	web := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "web"}})
+	eventually(t, 10*time.Second, "the captures", func() (bool, string) {
+		st, err := v.Client.Capture(context.Background())
+		return err == nil && strings.Contains(string(st), `"interfaces": 2`), string(st)
+	})
+	dbIP := d.IP(t, db.ID)
+	eventually(t, 10*time.Second, "httpd to listen", func() (bool, string) {
+		out, code, err := d.ExecResult(db.ID, "sh", "-c", "netstat -ltn | grep -q ':8080 '")
+		return err == nil && code == 0, out
+	})
+
+	// Discover: web -> db is learned as one rule between the groups.
+	request(t, d, web, dbIP)
+	eventually(t, flowDeadline, "the learned rule web -> db", func() (bool, string) {
+		p, err := v.Client.Policy(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, r := range p.Rules {
+			if r.From == "vigil.web" && r.To == "vigil.db" && r.Origin.String() == "learned" && strings.Contains(fmt.Sprint(r.Ports), "tcp/8080") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", p.Rules)
+	})
+	out := runCLI(t, v, "rules")
+	if !strings.Contains(out, "vigil.web") || !strings.Contains(out, "learned") {
+		t.Errorf("vigil rules:\n%s", out)
+	}
+
+	// Monitor on db: web still allowed, a new client group is a violation.
+	runCLI(t, v, "mode", "vigil.db", "monitor")
+	client := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "intruder"}})
+	eventually(t, 10*time.Second, "the intruder's capture", func() (bool, string) {
+		st, err := v.Client.Capture(context.Background())
+		return err == nil && strings.Contains(string(st), `"interfaces": 3`), string(st)
+	})
+	for range 3 {
+		request(t, d, client, dbIP)
+	}
+	request(t, d, web, dbIP)
+
+	var ev controller.Event
+	eventually(t, flowDeadline, "one violation event counting the three attempts", func() (bool, string) {
+		evs, err := v.Client.Events(context.Background(), url.Values{"type": {"violation"}})
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(evs) != 1 {
+			return false, fmt.Sprintf("%d violation events: %+v", len(evs), evs)
+		}
+		ev = evs[0]
+		return fmt.Sprint(ev.Detail["count"]) == "3", fmt.Sprintf("%+v", ev.Detail)
+	})
+	dt := ev.Detail
+	if dt["from"] != "vigil.intruder" || dt["to"] != "vigil.db" || fmt.Sprint(dt["port"]) != "8080" || dt["app"] != "http" || dt["verdict"] != "violate" {
+		t.Errorf("violation = %+v", dt)
+	}
+	cl, _ := dt["client"].(map[string]any)
+	proc, _ := cl["process"].(map[string]any)
+	if cl["workload"] != client.ID || proc["comm"] != "nc" {
+		t.Errorf("violation client = %+v; want the intruder container and its nc process", cl)
+	}
+
+	// Flows carry their verdicts: the web's last request is allowed by the learned rule.
+	waitFlow(t, v, url.Values{"workload": {web.ID}}, "web's allowed flow after the switch", func(r flow.Record) bool {
+		return r.Verdict == "allow" && r.RuleID != "" && r.Server.Workload == db.ID
+	})
+	waitFlow(t, v, url.Values{"workload": {client.ID}}, "the intruder's flow marked violate", func(r flow.Record) bool {
+		return r.Verdict == "violate" && r.RuleID == ""
+	})
+}
