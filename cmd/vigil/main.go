@@ -85,6 +85,7 @@ Start the server on a Docker host with 'vigil up' (as root); the other commands 
 		newRulesCommand(g),
 		newRuleCommand(g),
 		newEventsCommand(g),
+		newPolicyCommand(g),
 		newVersionCommand(g),
 	)
 	return root

@@ -252,3 +252,45 @@ func followEvents(ctx context.Context, out io.Writer, c *api.Client, q url.Value
 		}
 	}
 }
+
+func newPolicyCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Work with the policy as a whole"}
+	var req api.SimulateRequest
+	var output string
+	sim := &cobra.Command{
+		Use:   "simulate [--mode protect|monitor] [--group G]... [--since 24h]",
+		Short: "List what the recorded flows would have met under another mode: what would break",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.Simulate(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSONTo(g.stdout, res)
+			}
+			fmt.Fprintf(g.stdout, "%d recorded flows replayed in %s mode; %d kinds of connection would not be allowed\n",
+				res.FlowsReplayed, res.Mode, len(res.NotAllowed))
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "FROM\tTO\tPORT\tAPP\tVERDICT\tFLOWS\tCLIENTS\tLAST SEEN")
+			for _, s := range res.NotAllowed {
+				fmt.Fprintf(tw, "%s\t%s\t%s/%d\t%s\t%s\t%d\t%s\t%s\n", s.From, s.To, s.Proto, s.Port, s.App, s.Verdict, s.Flows,
+					strings.Join(s.Clients, ","), s.LastSeen.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+	sim.Flags().StringVar(&req.Mode, "mode", "protect", "the mode to try: protect or monitor")
+	sim.Flags().StringSliceVar(&req.Groups, "group", nil, "the groups to switch (all when none)")
+	sim.Flags().StringVar(&req.Since, "since", "24h", "how far back to replay the recorded flows")
+	sim.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.AddCommand(sim)
+	return cmd
+}

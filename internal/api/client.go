@@ -188,6 +188,19 @@ func (c *Client) PromoteRule(ctx context.Context, id string) (policy.Rule, error
 	return out, c.do(ctx, http.MethodPost, "/api/v1/rules/"+url.PathEscape(id)+"/promote", nil, &out)
 }
 
+// SimulationResult is the answer of a policy simulation.
+type SimulationResult struct {
+	Mode          string                 `json:"mode"`
+	FlowsReplayed int                    `json:"flows_replayed"`
+	NotAllowed    []controller.SimResult `json:"not_allowed"`
+}
+
+// Simulate replays recorded flows against the policy with some groups switched.
+func (c *Client) Simulate(ctx context.Context, req SimulateRequest) (SimulationResult, error) {
+	var out SimulationResult
+	return out, c.do(ctx, http.MethodPost, "/api/v1/policy/simulate", req, &out)
+}
+
 // Events lists recent events, newest first.
 func (c *Client) Events(ctx context.Context, q url.Values) ([]controller.Event, error) {
 	var out []controller.Event

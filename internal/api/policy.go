@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/vigil-sec/vigil/internal/controller"
+	"github.com/vigil-sec/vigil/internal/flow"
 	"github.com/vigil-sec/vigil/internal/policy"
 )
 
@@ -21,6 +23,7 @@ type Policy interface {
 	AddRule(r policy.Rule) (policy.Rule, error)
 	DeleteRule(id string) error
 	Promote(id string) (policy.Rule, error)
+	Simulate(records []flow.Record, mode policy.Mode, groups []string) ([]controller.SimResult, error)
 }
 
 // SetPolicy serves the policy endpoints. Call it before Handler.
@@ -212,4 +215,60 @@ func (s *Server) setDefaultMode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"default_mode": m.String()})
+}
+
+// SimulateRequest is the body of POST /api/v1/policy/simulate.
+type SimulateRequest struct {
+	Mode   string   `json:"mode"`             // protect (default) or monitor
+	Groups []string `json:"groups,omitempty"` // the groups to switch; all when empty
+	Since  string   `json:"since,omitempty"`  // how far back to replay: a duration, default 24h
+}
+
+// simulationLimit bounds how many recorded flows one simulation replays.
+const simulationLimit = 100000
+
+func (s *Server) simulate(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	var req SimulateRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	mode := policy.ModeProtect
+	if req.Mode != "" {
+		m, err := policy.ParseMode(req.Mode)
+		if err != nil || m == policy.ModeDiscover {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("mode %q: want protect or monitor", req.Mode))
+			return
+		}
+		mode = m
+	}
+	since := 24 * time.Hour
+	if req.Since != "" {
+		d, err := time.ParseDuration(req.Since)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("since %q: want a duration such as 24h", req.Since))
+			return
+		}
+		since = d
+	}
+	for _, g := range req.Groups {
+		if _, err := policy.CanonicalEndpoint(g); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	if s.flows == nil {
+		writeError(w, http.StatusServiceUnavailable, "no flow history to replay")
+		return
+	}
+	records := s.flows.List(controller.Filter{Since: time.Now().Add(-since)}, simulationLimit)
+	res, err := s.policy.Simulate(records, mode, req.Groups)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"mode": mode.String(), "flows_replayed": len(records), "not_allowed": nonNil(res)})
 }

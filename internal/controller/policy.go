@@ -380,3 +380,93 @@ func SubjectOf(w workload.Workload) policy.Subject {
 	}
 	return s
 }
+
+// SimResult is one kind of connection a simulated policy would not allow: the flows
+// between two ends on one port and application, with how many there were.
+type SimResult struct {
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Proto     string    `json:"proto"`
+	Port      uint16    `json:"port"`
+	App       string    `json:"app"`
+	Verdict   string    `json:"verdict"`
+	Flows     int       `json:"flows"`
+	Clients   []string  `json:"clients"` // workload names (or addresses) seen on the client side
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// Simulate replays recorded flows against the current policy with the given mode set on
+// the given groups (every group and the default when groups is empty) and returns what
+// would not have been allowed: denied in Protect, reported in Monitor. It changes nothing
+// and counts no hits.
+func (e *PolicyEngine) Simulate(records []flow.Record, mode policy.Mode, groups []string) ([]SimResult, error) {
+	p := e.Policy()
+	if len(groups) == 0 {
+		p.DefaultMode = mode
+		for i := range p.Groups {
+			p.Groups[i].Mode = mode
+		}
+	}
+	for _, g := range groups {
+		i := slices.IndexFunc(p.Groups, func(x policy.Group) bool { return x.Name == g })
+		if i < 0 {
+			p.Groups = append(p.Groups, policy.Group{Name: g, Origin: policy.GroupLearned, Mode: mode})
+			continue
+		}
+		p.Groups[i].Mode = mode
+	}
+	ev, err := p.Compile()
+	if err != nil {
+		return nil, err
+	}
+	type key struct {
+		from, to, proto, app, verdict string
+		port                          uint16
+	}
+	byKey := map[key]*SimResult{}
+	var order []key
+	for i := range records {
+		r := &records[i]
+		c := policy.Conn{Port: r.Server.Port, App: string(r.App)}
+		c.From, c.FromGroups, c.FromMode = e.side(ev, r.Client)
+		c.To, c.ToGroups, c.ToMode = e.side(ev, r.Server)
+		if pr, err := policy.ParseProto(r.Proto); err == nil {
+			c.Proto = pr
+		}
+		if c.Proto == policy.ProtoICMP || c.Proto == policy.ProtoICMPv6 {
+			c.Port = 0
+		}
+		v := ev.Evaluate(c)
+		if v.Action != policy.ActionDeny && v.Action != policy.ActionViolate {
+			continue
+		}
+		k := key{c.From, c.To, r.Proto, string(r.App), v.Action.String(), c.Port}
+		s := byKey[k]
+		if s == nil {
+			s = &SimResult{From: k.from, To: k.to, Proto: k.proto, Port: k.port, App: k.app, Verdict: k.verdict, FirstSeen: r.FirstSeen, LastSeen: r.LastSeen}
+			byKey[k] = s
+			order = append(order, k)
+		}
+		s.Flows++
+		client := r.Client.Name
+		if client == "" {
+			client = r.Client.IP.String()
+		}
+		if !slices.Contains(s.Clients, client) && len(s.Clients) < 20 {
+			s.Clients = append(s.Clients, client)
+		}
+		if r.FirstSeen.Before(s.FirstSeen) {
+			s.FirstSeen = r.FirstSeen
+		}
+		if r.LastSeen.After(s.LastSeen) {
+			s.LastSeen = r.LastSeen
+		}
+	}
+	out := make([]SimResult, 0, len(order))
+	for _, k := range order {
+		out = append(out, *byKey[k])
+	}
+	slices.SortFunc(out, func(a, b SimResult) int { return b.Flows - a.Flows })
+	return out, nil
+}

@@ -184,3 +184,27 @@ func TestFlowsCarryVerdicts(t *testing.T) {
 		t.Fatalf("flows = %+v; the end keeps the verdict judged at the start", got)
 	}
 }
+
+func TestSimulate(t *testing.T) {
+	e, _ := newEngine(t, nil)
+	allowed := conn(1, "web", "vigil.web", "db", "vigil.db", 5432, dpi.PostgreSQL, 1)
+	e.Judge(&allowed) // learned in discover
+	records := []flow.Record{
+		conn(2, "web", "vigil.web", "db", "vigil.db", 5432, dpi.PostgreSQL, 2),
+		conn(3, "batch", "vigil.batch", "db", "vigil.db", 5432, dpi.PostgreSQL, 3),
+		conn(4, "batch", "vigil.batch", "db", "vigil.db", 5432, dpi.PostgreSQL, 4),
+	}
+	res, err := e.Simulate(records, policy.ModeProtect, []string{"vigil.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].From != "vigil.batch" || res[0].Flows != 2 || res[0].Verdict != "deny" || res[0].Clients[0] != "batch" {
+		t.Fatalf("simulation = %+v, want the two batch flows denied", res)
+	}
+	// The real policy is untouched.
+	r := conn(5, "batch", "vigil.batch", "db", "vigil.db", 5432, dpi.PostgreSQL, 5)
+	e.Judge(&r)
+	if r.Verdict != "learn" {
+		t.Errorf("simulation changed the policy: verdict %q", r.Verdict)
+	}
+}

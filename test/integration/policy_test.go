@@ -104,4 +104,10 @@ func TestLearnThenMonitor(t *testing.T) {
 	waitFlow(t, v, url.Values{"workload": {client.ID}}, "the intruder's flow marked violate", func(r flow.Record) bool {
 		return r.Verdict == "violate" && r.RuleID == ""
 	})
+
+	// What would break in Protect: the intruder's requests, not the web's.
+	sim := runCLI(t, v, "policy", "simulate", "--group", "vigil.db", "-o", "json")
+	if !strings.Contains(sim, `"from": "vigil.intruder"`) || strings.Contains(sim, `"from": "vigil.web"`) || !strings.Contains(sim, `"verdict": "deny"`) {
+		t.Errorf("vigil policy simulate:\n%s", sim)
+	}
 }
