@@ -136,7 +136,7 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	flows.SetJudge(engine.Judge)
+	flows.SetJudge(engine)
 	srv.SetPolicy(engine)
 	auditor := controller.NewAuditor(func(ctx context.Context) (audit.Report, error) {
 		env, err := audit.LoadEnv(ctx, rt.Client(), "/", "/proc")

@@ -23,12 +23,19 @@ type Flows struct {
 	subs    map[*FlowSub]struct{}
 	graph   *graph
 	dropped uint64
-	judge   func(r *flow.Record)
+	judge   Judge
+}
+
+// Judge decides a flow's verdict when it is first reported (Judge) and may complete what
+// it raised from later reports of the same flow (Followup).
+type Judge interface {
+	Judge(r *flow.Record)
+	Followup(r *flow.Record)
 }
 
 // SetJudge has every flow judged (its verdict and rule written on it) when it is first
 // reported. Call it before reports arrive.
-func (c *Flows) SetJudge(judge func(r *flow.Record)) { c.judge = judge }
+func (c *Flows) SetJudge(j Judge) { c.judge = j }
 
 // NewFlows keeps up to maxRecent ended flows and maxEdges graph edges.
 func NewFlows(maxRecent, maxEdges int) *Flows {
@@ -47,10 +54,14 @@ func (c *Flows) ReportFlows(events []flow.Event) {
 	for _, ev := range events {
 		r := ev.Record
 		prev, seen := c.active[r.ID]
-		if seen {
+		switch {
+		case seen:
 			r.Verdict, r.RuleID = prev.Verdict, prev.RuleID
-		} else if c.judge != nil {
-			c.judge(&r)
+			if c.judge != nil && prev.Client.Process == nil && r.Client.Process != nil {
+				c.judge.Followup(&r)
+			}
+		case c.judge != nil:
+			c.judge.Judge(&r)
 		}
 		ev.Record = r
 		c.graph.add(r, prev, seen)

@@ -184,17 +184,51 @@ func (e *PolicyEngine) persistChange(ch policy.Change) error {
 	return nil
 }
 
+// violationKey is what aggregates repeats of one violation.
+func violationKey(c *policy.Conn, r *flow.Record, verdict string) string {
+	return c.From + "|" + c.To + "|" + r.Proto + "|" + strconv.Itoa(int(c.Port)) + "|" + string(r.App) + "|" + verdict
+}
+
+// Followup completes the violation event of a flow judged earlier with what its later
+// report knows (the client's process arrives after the start when the client container
+// was registered late).
+func (e *PolicyEngine) Followup(r *flow.Record) {
+	if (r.Verdict != "violate" && r.Verdict != "deny") || r.Client.Process == nil {
+		return
+	}
+	ev := e.eval.Load()
+	c := policy.Conn{Port: r.Server.Port, App: string(r.App)}
+	c.From, _, _ = e.side(ev, r.Client)
+	c.To, _, _ = e.side(ev, r.Server)
+	if r.Proto == "icmp" || r.Proto == "icmpv6" {
+		c.Port = 0
+	}
+	key := violationKey(&c, r, r.Verdict)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if id, ok := e.viol[key]; ok {
+		e.events.Update(id, func(ev *Event) {
+			if old, ok := ev.Detail["client"].(flow.Endpoint); !ok || old.Process == nil {
+				ev.Detail["client"] = r.Client
+			}
+		})
+	}
+}
+
 // violation raises, or adds to, the event for an unmatched connection.
 func (e *PolicyEngine) violation(c policy.Conn, v policy.Verdict, r *flow.Record) {
 	port := strconv.Itoa(int(c.Port))
-	key := c.From + "|" + c.To + "|" + r.Proto + "|" + port + "|" + string(r.App) + "|" + v.Action.String()
+	key := violationKey(&c, r, v.Action.String())
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if id, ok := e.viol[key]; ok && e.events.Update(id, func(ev *Event) {
 		ev.Detail["count"] = ev.Detail["count"].(int) + 1
 		ev.Detail["last_seen"] = r.LastSeen
 		ev.Detail["last_flow"] = r.ID
-		ev.Detail["client"] = r.Client
+		// Keep the most telling client: the latest one, unless it lost its process.
+		if old, ok := ev.Detail["client"].(flow.Endpoint); !ok || old.Process == nil || r.Client.Process != nil {
+			ev.Detail["client"] = r.Client
+		}
 	}) {
 		return
 	}

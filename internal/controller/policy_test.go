@@ -176,7 +176,7 @@ func TestUserRulesAndPromotion(t *testing.T) {
 func TestFlowsCarryVerdicts(t *testing.T) {
 	e, _ := newEngine(t, nil)
 	c := NewFlows(10, 100)
-	c.SetJudge(e.Judge)
+	c.SetJudge(e)
 	r := conn(1, "web", "vigil.web", "db", "vigil.db", 5432, dpi.PostgreSQL, 1)
 	c.ReportFlows([]flow.Event{{Type: flow.EventStart, Record: r}, {Type: flow.EventEnd, Record: r}})
 	got := c.List(Filter{}, 0)
@@ -206,5 +206,26 @@ func TestSimulate(t *testing.T) {
 	e.Judge(&r)
 	if r.Verdict != "learn" {
 		t.Errorf("simulation changed the policy: verdict %q", r.Verdict)
+	}
+}
+
+func TestFollowupAddsLateProcess(t *testing.T) {
+	e, events := newEngine(t, nil)
+	if err := e.SetDefaultMode(policy.ModeMonitor); err != nil {
+		t.Fatal(err)
+	}
+	r := conn(1, "late", "vigil.late", "db", "vigil.db", 5432, dpi.PostgreSQL, 1)
+	r.Client.Process = nil
+	c := NewFlows(10, 100)
+	c.SetJudge(e)
+	c.ReportFlows([]flow.Event{{Type: flow.EventStart, Record: r}})
+	r.Client.Process = &flow.Process{PID: 7, Comm: "psql"}
+	c.ReportFlows([]flow.Event{{Type: flow.EventEnd, Record: r}})
+	evs := events.List("violation", 0)
+	if len(evs) != 1 {
+		t.Fatalf("events = %+v", evs)
+	}
+	if cl, ok := evs[0].Detail["client"].(flow.Endpoint); !ok || cl.Process == nil || cl.Process.Comm != "psql" {
+		t.Errorf("client = %+v, want the process that arrived with the end", evs[0].Detail["client"])
 	}
 }
