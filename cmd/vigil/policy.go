@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/api"
 	"github.com/vigil-sec/vigil/internal/controller"
+	"github.com/vigil-sec/vigil/internal/export"
 	"github.com/vigil-sec/vigil/internal/policy"
 )
 
@@ -291,6 +294,89 @@ func newPolicyCommand(g *globals) *cobra.Command {
 	sim.Flags().StringSliceVar(&req.Groups, "group", nil, "the groups to switch (all when none)")
 	sim.Flags().StringVar(&req.Since, "since", "24h", "how far back to replay the recorded flows")
 	sim.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
-	cmd.AddCommand(sim)
+	var format, namespace, file string
+	exportCmd := &cobra.Command{
+		Use:   "export [--format yaml|networkpolicy|cilium] [--namespace NS]",
+		Short: "Write the policy as one YAML document (or as Kubernetes NetworkPolicy / CiliumNetworkPolicy objects)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			v, err := c.Policy(cmd.Context())
+			if err != nil {
+				return err
+			}
+			p := policy.Policy{DefaultMode: v.DefaultMode, Groups: v.Groups, Rules: v.Rules}
+			var out []byte
+			switch format {
+			case "yaml":
+				out, err = export.MarshalYAML(p)
+			case "networkpolicy":
+				out, err = export.NetworkPolicies(p, namespace)
+			case "cilium":
+				out, err = export.CiliumPolicies(p, namespace)
+			default:
+				return fmt.Errorf("--format %q: want yaml, networkpolicy or cilium", format)
+			}
+			if err != nil {
+				return err
+			}
+			_, err = g.stdout.Write(out)
+			return err
+		},
+	}
+	exportCmd.Flags().StringVar(&format, "format", "yaml", "yaml (Vigil's own), networkpolicy or cilium")
+	exportCmd.Flags().StringVarP(&format, "output", "o", "yaml", "same as --format")
+	exportCmd.Flags().StringVar(&namespace, "namespace", "default", "namespace of the Kubernetes objects")
+	apply := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Validate a policy file and replace the policy with it, atomically (nothing changes on an error)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return fmt.Errorf("give the policy file with -f (- for standard input)")
+			}
+			var data []byte
+			var err error
+			if file == "-" {
+				data, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), export.MaxYAMLSize+1))
+			} else {
+				data, err = readFileLimited(file, export.MaxYAMLSize+1)
+			}
+			if err != nil {
+				return err
+			}
+			p, err := export.UnmarshalYAML(data)
+			if err != nil {
+				var fe *export.FileError
+				if errors.As(err, &fe) {
+					fe.File = file
+				}
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.ApplyPolicy(cmd.Context(), controller.PolicyView{DefaultMode: p.DefaultMode, Groups: p.Groups, Rules: p.Rules}); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "applied: %d groups, %d rules, default mode %s\n", len(p.Groups), len(p.Rules), p.DefaultMode)
+			return nil
+		},
+	}
+	apply.Flags().StringVarP(&file, "file", "f", "", "the policy file (YAML, as export writes it)")
+	cmd.AddCommand(sim, exportCmd, apply)
 	return cmd
+}
+
+func readFileLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
 }

@@ -161,6 +161,11 @@ func (c *Client) Policy(ctx context.Context) (controller.PolicyView, error) {
 	return out, c.get(ctx, "/api/v1/policy", &out)
 }
 
+// ApplyPolicy replaces the whole policy.
+func (c *Client) ApplyPolicy(ctx context.Context, p controller.PolicyView) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/policy", p, nil)
+}
+
 // SetMode sets a group's mode.
 func (c *Client) SetMode(ctx context.Context, group, mode string) error {
 	return c.do(ctx, http.MethodPut, "/api/v1/groups/"+url.PathEscape(group)+"/mode", ModeRequest{Mode: mode}, nil)

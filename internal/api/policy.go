@@ -24,6 +24,7 @@ type Policy interface {
 	DeleteRule(id string) error
 	Promote(id string) (policy.Rule, error)
 	Simulate(records []flow.Record, mode policy.Mode, groups []string) ([]controller.SimResult, error)
+	Apply(p policy.Policy) error
 }
 
 // SetPolicy serves the policy endpoints. Call it before Handler.
@@ -58,6 +59,25 @@ func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	p := s.policy.Policy()
 	writeJSON(w, http.StatusOK, controller.PolicyView{DefaultMode: p.DefaultMode, Groups: nonNil(p.Groups), Rules: nonNil(p.Rules)})
+}
+
+// putPolicy replaces the whole policy with the one in the body (controller.PolicyView
+// JSON, as GET answers it): validated, then applied at once.
+func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	var v controller.PolicyView
+	if err := readJSON(r, &v); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	p := policy.Policy{DefaultMode: v.DefaultMode, Groups: v.Groups, Rules: v.Rules}
+	if err := s.policy.Apply(p); err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	s.getPolicy(w, r)
 }
 
 func nonNil[T any](s []T) []T {

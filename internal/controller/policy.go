@@ -25,6 +25,7 @@ type PolicyStore interface {
 	PutGroup(g policy.Group) error
 	DeleteGroup(name string) error
 	SetDefaultMode(m policy.Mode) error
+	SavePolicy(p policy.Policy) error
 }
 
 // Errors of policy changes.
@@ -62,6 +63,8 @@ func NewPolicyEngine(p policy.Policy, store PolicyStore, events *Events, subject
 	if err != nil {
 		return nil, err
 	}
+	p.Rules = slices.Clone(p.Rules) // SetLearned filters in place: keep the caller's slice intact
+	p.Groups = slices.Clone(p.Groups)
 	p.SetLearned(nil)
 	e := &PolicyEngine{store: store, events: events, log: log, subjects: subjects, pol: p, learner: learner, viol: map[string]uint64{}}
 	if err := e.compileLocked(); err != nil {
@@ -287,6 +290,31 @@ func (e *PolicyEngine) Policy() policy.Policy {
 	p.Rules = slices.Clone(p.Rules)
 	p.SetLearned(e.learner.Rules())
 	return p
+}
+
+// Apply replaces the whole policy (groups, rules, learned rules, default mode) at once,
+// as read from a policy file. Nothing changes when p is invalid.
+func (e *PolicyEngine) Apply(p policy.Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	learner, err := policy.NewLearner(policy.LearnerConfig{}, p.LearnedRules())
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store != nil {
+		if err := e.store.SavePolicy(p); err != nil {
+			return err
+		}
+	}
+	p.Rules = slices.Clone(p.Rules)
+	p.Groups = slices.Clone(p.Groups)
+	p.SetLearned(nil)
+	e.pol, e.learner = p, learner
+	e.eval.Store(nil) // the old counters belong to the replaced rules
+	return e.compileLocked()
 }
 
 // SetMode sets a group's mode (adding the group to the policy if it is a learned group

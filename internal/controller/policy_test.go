@@ -38,6 +38,16 @@ func (m *memStore) DeleteRules(ids []string) error {
 func (m *memStore) PutGroup(g policy.Group) error      { m.groups[g.Name] = g; return nil }
 func (m *memStore) DeleteGroup(n string) error         { delete(m.groups, n); return nil }
 func (m *memStore) SetDefaultMode(p policy.Mode) error { m.mode = p; return nil }
+func (m *memStore) SavePolicy(p policy.Policy) error {
+	m.rules, m.groups, m.mode = map[string]policy.Rule{}, map[string]policy.Group{}, p.DefaultMode
+	for _, r := range p.Rules {
+		m.rules[r.ID] = r
+	}
+	for _, g := range p.Groups {
+		m.groups[g.Name] = g
+	}
+	return nil
+}
 
 func conn(id uint64, client, clientGroup, server, serverGroup string, port uint16, app dpi.App, at int) flow.Record {
 	return flow.Record{ID: id, Proto: "tcp", App: app, Initiator: flow.InitiatorSYN,
@@ -227,5 +237,34 @@ func TestFollowupAddsLateProcess(t *testing.T) {
 	}
 	if cl, ok := evs[0].Detail["client"].(flow.Endpoint); !ok || cl.Process == nil || cl.Process.Comm != "psql" {
 		t.Errorf("client = %+v, want the process that arrived with the end", evs[0].Detail["client"])
+	}
+}
+
+func TestApplyReplacesPolicy(t *testing.T) {
+	st := newMemStore()
+	e, _ := newEngine(t, st)
+	r := conn(1, "web", "vigil.web", "db", "vigil.db", 5432, dpi.PostgreSQL, 1)
+	e.Judge(&r) // learned
+	exported := e.Policy()
+	fresh, _ := newEngine(t, newMemStore())
+	if err := fresh.Apply(exported); err != nil {
+		t.Fatal(err)
+	}
+	got := fresh.Policy()
+	if len(got.Rules) != 1 || got.Rules[0].ID != exported.Rules[0].ID {
+		t.Fatalf("applied policy = %+v, want %+v", got, exported)
+	}
+	r2 := conn(2, "web", "vigil.web", "db", "vigil.db", 5432, dpi.PostgreSQL, 2)
+	fresh.Judge(&r2)
+	if r2.Verdict != "allow" {
+		t.Errorf("after apply: %q", r2.Verdict)
+	}
+	bad := exported
+	bad.Rules = append([]policy.Rule{{ID: "x", From: "", To: "vigil.db"}}, bad.Rules...)
+	if err := fresh.Apply(bad); err == nil {
+		t.Error("an invalid policy was applied")
+	}
+	if got := fresh.Policy(); len(got.Rules) != 1 {
+		t.Errorf("a failed apply changed the policy: %+v", got.Rules)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +111,35 @@ func TestLearnThenMonitor(t *testing.T) {
 	sim := runCLI(t, v, "policy", "simulate", "--group", "vigil.db", "-o", "json")
 	if !strings.Contains(sim, `"from": "vigil.intruder"`) || strings.Contains(sim, `"from": "vigil.web"`) || !strings.Contains(sim, `"verdict": "deny"`) {
 		t.Errorf("vigil policy simulate:\n%s", sim)
+	}
+
+	// Policy as code: export, then apply onto a server with an empty data dir, gives the
+	// same policy; a broken file is refused with its line and nothing changes.
+	exported := runCLI(t, v, "policy", "export")
+	if !strings.Contains(exported, "apiVersion: vigil.dev/v1alpha1") || !strings.Contains(exported, "vigil.db") {
+		t.Fatalf("export:\n%s", exported)
+	}
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, []byte(exported), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v2 := startVigil(t)
+	runCLI(t, v2, "policy", "apply", "-f", file)
+	if again := runCLI(t, v2, "policy", "export"); again != exported {
+		t.Errorf("export after apply differs:\n--- first\n%s\n--- second\n%s", exported, again)
+	}
+	broken := strings.Replace(exported, "ports: [tcp/8080", "ports: [tcp/80800", 1)
+	if broken == exported {
+		t.Fatalf("no ports line to break in:\n%s", exported)
+	}
+	if err := os.WriteFile(file, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := execVigil("policy", "apply", "-f", file, "--server", v2.URL, "--token-file", v2.TokenFile)
+	if err == nil || !strings.Contains(out, file+":") || !strings.Contains(out, "80800") {
+		t.Errorf("applying a broken file: err %v, output:\n%s", err, out)
+	}
+	if again := runCLI(t, v2, "policy", "export"); again != exported {
+		t.Errorf("a refused apply changed the policy")
 	}
 }
