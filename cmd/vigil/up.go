@@ -34,6 +34,7 @@ type upOptions struct {
 	maxFlows      int
 	flowHistory   int
 	auditInterval time.Duration
+	autoPromote   time.Duration
 }
 
 // socketOwners adapts procmon's socket lookup to what the agent asks.
@@ -70,6 +71,7 @@ commands read it from there. Stop with Ctrl-C or SIGTERM.`,
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker daemon address (default: DOCKER_HOST, else "+docker.DefaultHost+")")
 	f.IntVar(&o.maxFlows, "max-flows", 262144, "bound of the flow table (split over 64 shards); past it the least recently active flow of a shard is evicted")
 	f.IntVar(&o.flowHistory, "flow-history", 20000, "how many ended flows the API keeps")
+	f.DurationVar(&o.autoPromote, "auto-promote", 0, "move a group from discover to monitor once it has learned nothing new for this long (e.g. 72h); 0: never")
 	f.DurationVar(&o.auditInterval, "audit-interval", 6*time.Hour, "how often the CIS Docker Benchmark audit runs (also at start and on POST /api/v1/audit/run); 0: only then")
 	return cmd
 }
@@ -176,6 +178,7 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	grp.Go(func() error { return reg.Run(ctx) })
 	grp.Go(func() error { return ag.Run(ctx) })
 	grp.Go(func() error { return auditor.Run(ctx) })
+	grp.Go(func() error { return engine.RunAutoPromote(ctx, o.autoPromote) })
 	grp.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("api server: %w", err)

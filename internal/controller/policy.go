@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -51,6 +52,10 @@ type PolicyEngine struct {
 	pol     policy.Policy // user and imported rules, groups, default mode; learned rules live in learner
 	learner *policy.Learner
 	viol    map[string]uint64 // violation key -> event ID
+	// For auto-promotion: when each group was first seen in a flow, and when a rule was
+	// last learned for it.
+	firstSeen   map[string]time.Time
+	lastLearned map[string]time.Time
 }
 
 // NewPolicyEngine starts from p (as loaded from the store). store may be nil (nothing
@@ -66,7 +71,8 @@ func NewPolicyEngine(p policy.Policy, store PolicyStore, events *Events, subject
 	p.Rules = slices.Clone(p.Rules) // SetLearned filters in place: keep the caller's slice intact
 	p.Groups = slices.Clone(p.Groups)
 	p.SetLearned(nil)
-	e := &PolicyEngine{store: store, events: events, log: log, subjects: subjects, pol: p, learner: learner, viol: map[string]uint64{}}
+	e := &PolicyEngine{store: store, events: events, log: log, subjects: subjects, pol: p, learner: learner, viol: map[string]uint64{},
+		firstSeen: map[string]time.Time{}, lastLearned: map[string]time.Time{}}
 	if err := e.compileLocked(); err != nil {
 		return nil, err
 	}
@@ -138,6 +144,7 @@ func (e *PolicyEngine) Judge(r *flow.Record) {
 	v := ev.Evaluate(c)
 	ev.Count(v, r.LastSeen)
 	r.Verdict, r.RuleID = v.Action.String(), v.RuleID
+	e.seen(c.From, c.To, r.FirstSeen)
 	switch v.Action {
 	case policy.ActionLearn:
 		// A flow whose direction was only guessed from its ports could teach a rule the
@@ -157,6 +164,9 @@ func (e *PolicyEngine) learn(c policy.Conn, at time.Time) {
 	if err != nil {
 		e.log.Debug("not learned", "from", c.From, "to", c.To, "err", err)
 		return
+	}
+	if len(ch.Added) > 0 {
+		e.lastLearned[c.From], e.lastLearned[c.To] = at, at
 	}
 	if e.store != nil {
 		if err := e.persistChange(ch); err != nil {
@@ -531,4 +541,71 @@ func (e *PolicyEngine) Simulate(records []flow.Record, mode policy.Mode, groups 
 	}
 	slices.SortFunc(out, func(a, b SimResult) int { return b.Flows - a.Flows })
 	return out, nil
+}
+
+// isGroup reports whether an endpoint name is a group (not external, host or address),
+// the only kind of end that has a mode to promote.
+func isGroup(name string) bool {
+	ep, err := policy.ParseEndpoint(name)
+	return err == nil && ep.Kind == policy.KindGroup
+}
+
+func (e *PolicyEngine) seen(from, to string, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, g := range []string{from, to} {
+		if _, ok := e.firstSeen[g]; !ok && isGroup(g) {
+			e.firstSeen[g] = at
+		}
+	}
+}
+
+// PromoteQuiet moves every group still in Discover mode that has been seen for at least
+// quiet, and has learned no new rule for that long, to Monitor, raising a
+// policy.promoted event for each. It returns the groups it promoted.
+func (e *PolicyEngine) PromoteQuiet(now time.Time, quiet time.Duration) []string {
+	ev := e.eval.Load()
+	e.mu.Lock()
+	var due []string
+	for g, first := range e.firstSeen {
+		last := first
+		if l := e.lastLearned[g]; l.After(last) {
+			last = l
+		}
+		if ev.ModeOf(g) == policy.ModeDiscover && now.Sub(last) >= quiet && now.Sub(first) >= quiet {
+			due = append(due, g)
+		}
+	}
+	e.mu.Unlock()
+	slices.Sort(due)
+	var done []string
+	for _, g := range due {
+		if err := e.SetMode(g, policy.ModeMonitor); err != nil {
+			e.log.Warn("auto-promote", "group", g, "err", err)
+			continue
+		}
+		done = append(done, g)
+		e.events.Add(Event{Time: now.UTC(), Type: "policy.promoted", Severity: "info",
+			Summary: fmt.Sprintf("%s moved from discover to monitor: no new connection learned for %s", g, quiet),
+			Detail:  map[string]any{"group": g, "from": "discover", "to": "monitor", "quiet": quiet.String()}})
+	}
+	return done
+}
+
+// RunAutoPromote checks for quiet groups every minute (or every quiet/10 when shorter)
+// until ctx ends. quiet 0 disables it.
+func (e *PolicyEngine) RunAutoPromote(ctx context.Context, quiet time.Duration) error {
+	if quiet <= 0 {
+		return nil
+	}
+	t := time.NewTicker(min(time.Minute, max(quiet/10, time.Second)))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			e.PromoteQuiet(now, quiet)
+		}
+	}
 }

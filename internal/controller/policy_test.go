@@ -268,3 +268,27 @@ func TestApplyReplacesPolicy(t *testing.T) {
 		t.Errorf("a failed apply changed the policy: %+v", got.Rules)
 	}
 }
+
+func TestAutoPromotion(t *testing.T) {
+	e, events := newEngine(t, newMemStore())
+	r := conn(1, "web", "vigil.web", "db", "vigil.db", 5432, dpi.PostgreSQL, 1000)
+	e.Judge(&r)
+	if got := e.PromoteQuiet(time.Unix(1000, 0).Add(time.Hour), 2*time.Hour); len(got) != 0 {
+		t.Fatalf("promoted too early: %v", got)
+	}
+	// A new rule for db resets its quiet period, not web's.
+	r2 := conn(2, "batch", "vigil.batch", "db", "vigil.db", 5432, dpi.PostgreSQL, 1000+3600)
+	e.Judge(&r2)
+	got := e.PromoteQuiet(time.Unix(1000, 0).Add(2*time.Hour), 2*time.Hour)
+	if len(got) != 1 || got[0] != "vigil.web" {
+		t.Fatalf("promoted %v, want only vigil.web", got)
+	}
+	r3 := conn(3, "web", "vigil.web", "cache", "vigil.cache", 6379, dpi.Redis, 1000+7300)
+	e.Judge(&r3)
+	if r3.Verdict != "violate" {
+		t.Errorf("web after promotion: %q, want violate", r3.Verdict)
+	}
+	if evs := events.List("policy.promoted", 0); len(evs) != 1 || evs[0].Detail["group"] != "vigil.web" {
+		t.Errorf("events = %+v", evs)
+	}
+}
