@@ -86,6 +86,7 @@ Start the server on a Docker host with 'vigil up' (as root); the other commands 
 		newRuleCommand(g),
 		newEventsCommand(g),
 		newPolicyCommand(g),
+		newGroupCommand(g),
 		newVersionCommand(g),
 	)
 	return root

@@ -68,8 +68,10 @@ func newRulesCommand(g *globals) *cobra.Command {
 		Short: "List the policy's rules: user rules first, then learned ones",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
+			if output != "yaml" {
+				if err := checkOutput(output); err != nil {
+					return fmt.Errorf("-o %q: want table, json or yaml", output)
+				}
 			}
 			c, err := g.client()
 			if err != nil {
@@ -79,13 +81,21 @@ func newRulesCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
+			switch output {
+			case "json":
 				return writeJSONTo(g.stdout, p.Rules)
+			case "yaml":
+				out, err := export.MarshalYAML(policy.Policy{DefaultMode: p.DefaultMode, Groups: p.Groups, Rules: p.Rules})
+				if err != nil {
+					return err
+				}
+				_, err = g.stdout.Write(out)
+				return err
 			}
 			return printRules(g.stdout, p.Rules)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml (the policy document)")
 	return cmd
 }
 
@@ -379,4 +389,32 @@ func readFileLimited(path string, limit int64) ([]byte, error) {
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, limit))
+}
+
+func newGroupCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "group", Short: "Create custom groups"}
+	var req api.GroupRequest
+	create := &cobra.Command{
+		Use:   "create NAME --criteria label:tier=web [--criteria image:acme/*] [--mode monitor]",
+		Short: "Create (or replace) a custom group chosen by criteria",
+		Long: `Create a custom group. Criteria: label:KEY=GLOB, image:GLOB, name:GLOB, service:GLOB,
+address:CIDR, dns:GLOB. Criteria of one kind (one label key) are alternatives; of
+different kinds, all must hold. Rules may then name the group; its members keep their
+learned group too.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(req.Criteria) == 0 {
+				return fmt.Errorf("give at least one --criteria")
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			return c.PutGroup(cmd.Context(), args[0], req)
+		},
+	}
+	create.Flags().StringArrayVar(&req.Criteria, "criteria", nil, "a criterion (repeatable)")
+	create.Flags().StringVar(&req.Mode, "mode", "", "the group's mode: discover, monitor or protect")
+	cmd.AddCommand(create)
+	return cmd
 }

@@ -35,6 +35,8 @@ type upOptions struct {
 	flowHistory   int
 	auditInterval time.Duration
 	autoPromote   time.Duration
+	eventsMax     int
+	eventsMaxAge  time.Duration
 }
 
 // socketOwners adapts procmon's socket lookup to what the agent asks.
@@ -71,6 +73,8 @@ commands read it from there. Stop with Ctrl-C or SIGTERM.`,
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker daemon address (default: DOCKER_HOST, else "+docker.DefaultHost+")")
 	f.IntVar(&o.maxFlows, "max-flows", 262144, "bound of the flow table (split over 64 shards); past it the least recently active flow of a shard is evicted")
 	f.IntVar(&o.flowHistory, "flow-history", 20000, "how many ended flows the API keeps")
+	f.IntVar(&o.eventsMax, "events-max", 10000, "how many events are kept")
+	f.DurationVar(&o.eventsMaxAge, "events-max-age", 30*24*time.Hour, "events older than this are dropped")
 	f.DurationVar(&o.autoPromote, "auto-promote", 0, "move a group from discover to monitor once it has learned nothing new for this long (e.g. 72h); 0: never")
 	f.DurationVar(&o.auditInterval, "audit-interval", 6*time.Hour, "how often the CIS Docker Benchmark audit runs (also at start and on POST /api/v1/audit/run); 0: only then")
 	return cmd
@@ -127,7 +131,8 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	srv.SetFlows(flows, func() any {
 		return map[string]any{"data_path": ag.Stats(), "process_attribution": owners.Stats()}
 	})
-	events := controller.NewEvents(10000)
+	events := controller.NewEvents(o.eventsMax)
+	events.SetMaxAge(o.eventsMaxAge)
 	engine, err := controller.NewPolicyEngine(policy.Policy{}, nil, events, func(id string) (policy.Subject, bool) {
 		w, err := reg.Get(id)
 		if err != nil {

@@ -142,10 +142,9 @@ func short(id string) string {
 func newGroupsCommand(g *globals) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:     "groups",
-		Aliases: []string{"group"},
-		Short:   "List the groups and their member workloads",
-		Args:    cobra.NoArgs,
+		Use:   "groups",
+		Short: "List the groups and their member workloads",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err

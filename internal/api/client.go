@@ -161,6 +161,11 @@ func (c *Client) Policy(ctx context.Context) (controller.PolicyView, error) {
 	return out, c.get(ctx, "/api/v1/policy", &out)
 }
 
+// PutGroup creates or replaces a custom group.
+func (c *Client) PutGroup(ctx context.Context, name string, req GroupRequest) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/policy/groups/"+url.PathEscape(name), req, nil)
+}
+
 // ApplyPolicy replaces the whole policy.
 func (c *Client) ApplyPolicy(ctx context.Context, p controller.PolicyView) error {
 	return c.do(ctx, http.MethodPut, "/api/v1/policy", p, nil)

@@ -25,6 +25,7 @@ type Policy interface {
 	Promote(id string) (policy.Rule, error)
 	Simulate(records []flow.Record, mode policy.Mode, groups []string) ([]controller.SimResult, error)
 	Apply(p policy.Policy) error
+	PutGroup(g policy.Group) error
 }
 
 // SetPolicy serves the policy endpoints. Call it before Handler.
@@ -291,4 +292,43 @@ func (s *Server) simulate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"mode": mode.String(), "flows_replayed": len(records), "not_allowed": nonNil(res)})
+}
+
+// GroupRequest is the body of PUT /api/v1/policy/groups/{name}.
+type GroupRequest struct {
+	Criteria []string `json:"criteria"` // label:K=V, image:GLOB, name:GLOB, service:GLOB, address:CIDR, dns:GLOB
+	Mode     string   `json:"mode,omitempty"`
+}
+
+func (s *Server) putGroup(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	var req GroupRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	g := policy.Group{Name: r.PathValue("name"), Origin: policy.GroupCustom}
+	for _, c := range req.Criteria {
+		crit, err := policy.ParseCriterion(c)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		g.Criteria = append(g.Criteria, crit)
+	}
+	if req.Mode != "" {
+		m, err := policy.ParseMode(req.Mode)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		g.Mode = m
+	}
+	if err := s.policy.PutGroup(g); err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, g)
 }

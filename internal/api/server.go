@@ -78,6 +78,7 @@ func (s *Server) Handler() http.Handler {
 	if s.policy != nil {
 		mux.Handle("/api/v1/policy", s.auth(methods{http.MethodGet: s.getPolicy, http.MethodPut: s.putPolicy}))
 		mux.Handle("/api/v1/policy/default-mode", s.auth(methods{http.MethodPut: s.setDefaultMode}))
+		mux.Handle("/api/v1/policy/groups/{name}", s.auth(methods{http.MethodPut: s.putGroup}))
 		mux.Handle("/api/v1/policy/simulate", s.auth(methods{http.MethodPost: s.simulate}))
 		mux.Handle("/api/v1/groups/{name}/mode", s.auth(methods{http.MethodPut: s.setGroupMode}))
 		mux.Handle("/api/v1/rules", s.auth(methods{http.MethodGet: s.listRules, http.MethodPost: s.addRule}))

@@ -80,3 +80,14 @@ func TestEventsBounded(t *testing.T) {
 		t.Error("filter or limit ignored")
 	}
 }
+
+func TestEventsMaxAge(t *testing.T) {
+	e := NewEvents(100)
+	e.SetMaxAge(time.Hour)
+	e.Add(Event{Type: "t", Time: time.Now().Add(-2 * time.Hour)})
+	e.Add(Event{Type: "t", Time: time.Now().Add(-3 * time.Hour)}) // the newest is always kept
+	e.Add(Event{Type: "t"})
+	if l := e.List("", 0); len(l) != 1 {
+		t.Errorf("kept %d events, want only the recent one", len(l))
+	}
+}

@@ -21,12 +21,20 @@ type Event struct {
 type Events struct {
 	mu     sync.Mutex
 	max    int
+	maxAge time.Duration
 	next   uint64
 	events []Event
 }
 
 // NewEvents keeps at most max events.
 func NewEvents(max int) *Events { return &Events{max: max} }
+
+// SetMaxAge also drops events older than d (0: keep them whatever their age).
+func (e *Events) SetMaxAge(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.maxAge = d
+}
 
 // Add records an event, stamping its ID (and its time, when unset).
 func (e *Events) Add(ev Event) Event {
@@ -38,9 +46,14 @@ func (e *Events) Add(ev Event) Event {
 		ev.Time = time.Now().UTC()
 	}
 	e.events = append(e.events, ev)
-	if len(e.events) > e.max {
-		e.events = slices.Delete(e.events, 0, len(e.events)-e.max)
+	drop := max(len(e.events)-e.max, 0)
+	if e.maxAge > 0 {
+		cutoff := time.Now().Add(-e.maxAge)
+		for drop < len(e.events)-1 && e.events[drop].Time.Before(cutoff) {
+			drop++
+		}
 	}
+	e.events = slices.Delete(e.events, 0, drop)
 	return ev
 }
 

@@ -357,6 +357,27 @@ func (e *PolicyEngine) SetMode(group string, m policy.Mode) error {
 	return e.compileLocked()
 }
 
+// PutGroup adds or replaces a custom group (criteria choose its members).
+func (e *PolicyEngine) PutGroup(g policy.Group) error {
+	g.Origin = policy.GroupCustom
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store != nil {
+		if err := e.store.PutGroup(g); err != nil {
+			return err
+		}
+	}
+	if i := slices.IndexFunc(e.pol.Groups, func(x policy.Group) bool { return x.Name == g.Name }); i >= 0 {
+		e.pol.Groups[i] = g
+	} else {
+		e.pol.Groups = append(e.pol.Groups, g)
+	}
+	return e.compileLocked()
+}
+
 // SetDefaultMode sets the mode of groups the policy does not list.
 func (e *PolicyEngine) SetDefaultMode(m policy.Mode) error {
 	e.mu.Lock()

@@ -292,3 +292,38 @@ func TestAutoPromotion(t *testing.T) {
 		t.Errorf("events = %+v", evs)
 	}
 }
+
+func TestCustomGroupRules(t *testing.T) {
+	events := NewEvents(10)
+	subjects := func(id string) (policy.Subject, bool) {
+		if id == "api-id" {
+			return policy.Subject{Name: "api", Labels: map[string]string{"tier": "web"}}, true
+		}
+		return policy.Subject{}, false
+	}
+	e, err := NewPolicyEngine(policy.Policy{DefaultMode: policy.ModeMonitor}, nil, events, subjects, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crit, err := policy.ParseCriterion("label:tier=web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.PutGroup(policy.Group{Name: "web-tier", Criteria: []policy.Criterion{crit}, Mode: policy.ModeMonitor}); err != nil {
+		t.Fatal(err)
+	}
+	ports, _ := policy.ParsePorts("tcp/5432")
+	if _, err := e.AddRule(policy.Rule{From: "web-tier", To: "vigil.db", Ports: ports}); err != nil {
+		t.Fatal(err)
+	}
+	in := conn(1, "api", "vigil.api", "db", "vigil.db", 5432, dpi.PostgreSQL, 1)
+	e.Judge(&in)
+	out := conn(2, "batch", "vigil.batch", "db", "vigil.db", 5432, dpi.PostgreSQL, 2)
+	e.Judge(&out)
+	if in.Verdict != "allow" || out.Verdict != "violate" {
+		t.Errorf("member of the custom group: %q, outsider: %q", in.Verdict, out.Verdict)
+	}
+	if err := e.PutGroup(policy.Group{Name: "bad group"}); err == nil {
+		t.Error("an invalid group was accepted")
+	}
+}
