@@ -131,9 +131,26 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	srv.SetFlows(flows, func() any {
 		return map[string]any{"data_path": ag.Stats(), "process_attribution": owners.Stats()}
 	})
+	db, err := store.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if n, err := db.PruneEvents(o.eventsMax, o.eventsMaxAge, time.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("pruned old events", "events", n)
+	}
+	pol, err := db.LoadPolicy()
+	if err != nil {
+		return err
+	}
 	events := controller.NewEvents(o.eventsMax)
 	events.SetMaxAge(o.eventsMaxAge)
-	engine, err := controller.NewPolicyEngine(policy.Policy{}, nil, events, func(id string) (policy.Subject, bool) {
+	if err := events.Persist(eventStore{db}, log); err != nil {
+		return err
+	}
+	engine, err := controller.NewPolicyEngine(pol, db, events, func(id string) (policy.Subject, bool) {
 		w, err := reg.Get(id)
 		if err != nil {
 			return policy.Subject{}, false
@@ -184,6 +201,8 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	grp.Go(func() error { return ag.Run(ctx) })
 	grp.Go(func() error { return auditor.Run(ctx) })
 	grp.Go(func() error { return engine.RunAutoPromote(ctx, o.autoPromote) })
+	grp.Go(func() error { return events.RunFlush(ctx) })
+	grp.Go(func() error { return engine.RunHitFlush(ctx, 30*time.Second) })
 	grp.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("api server: %w", err)

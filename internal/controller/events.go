@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -19,11 +21,72 @@ type Event struct {
 
 // Events keeps the most recent events, bounded in count. It is safe for concurrent use.
 type Events struct {
-	mu     sync.Mutex
-	max    int
-	maxAge time.Duration
-	next   uint64
-	events []Event
+	mu      sync.Mutex
+	max     int
+	maxAge  time.Duration
+	next    uint64
+	events  []Event
+	store   EventStore
+	pending map[uint64]bool // updated in memory, not yet persisted
+	log     *slog.Logger
+}
+
+// EventStore persists events. Append assigns the ID.
+type EventStore interface {
+	AppendEvent(ev Event) (Event, error)
+	UpdateEvent(ev Event) error
+	RecentEvents(limit int) ([]Event, error) // newest first
+}
+
+// Persist has events written to st: new events at once, updates (a violation's count)
+// by Flush, which RunFlush calls every second. It loads the most recent stored events
+// first. Call it before events are added.
+func (e *Events) Persist(st EventStore, log *slog.Logger) error {
+	recent, err := st.RecentEvents(e.max)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.store, e.log, e.pending = st, log, map[uint64]bool{}
+	for i := len(recent) - 1; i >= 0; i-- {
+		e.events = append(e.events, recent[i])
+		e.next = max(e.next, recent[i].ID)
+	}
+	return nil
+}
+
+// Flush writes the updates not yet persisted.
+func (e *Events) Flush() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store == nil {
+		return
+	}
+	for id := range e.pending {
+		i, ok := slices.BinarySearchFunc(e.events, id, func(ev Event, id uint64) int { return cmpU64(ev.ID, id) })
+		if ok {
+			if err := e.store.UpdateEvent(e.events[i]); err != nil {
+				e.log.Warn("persist event", "id", id, "err", err)
+			}
+		}
+		delete(e.pending, id)
+	}
+}
+
+// RunFlush flushes every second until ctx ends, and once more then.
+func (e *Events) RunFlush(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			e.Flush()
+			return nil
+		case <-t.C:
+			e.Flush()
+		}
+	}
 }
 
 // NewEvents keeps at most max events.
@@ -40,10 +103,22 @@ func (e *Events) SetMaxAge(d time.Duration) {
 func (e *Events) Add(ev Event) Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.next++
-	ev.ID = e.next
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
+	}
+	if e.store != nil {
+		stored, err := e.store.AppendEvent(ev)
+		if err != nil {
+			e.log.Warn("persist event", "type", ev.Type, "err", err)
+			e.next++
+			ev.ID = e.next
+		} else {
+			ev.ID = stored.ID
+			e.next = max(e.next, ev.ID)
+		}
+	} else {
+		e.next++
+		ev.ID = e.next
 	}
 	e.events = append(e.events, ev)
 	drop := max(len(e.events)-e.max, 0)
@@ -68,6 +143,9 @@ func (e *Events) Update(id uint64, fn func(*Event)) bool {
 	}
 	fn(&e.events[i])
 	e.events[i].ID = id
+	if e.pending != nil {
+		e.pending[id] = true
+	}
 	return true
 }
 

@@ -76,6 +76,14 @@ func NewPolicyEngine(p policy.Policy, store PolicyStore, events *Events, subject
 	if err := e.compileLocked(); err != nil {
 		return nil, err
 	}
+	// Violations reloaded from the store keep aggregating their repeats.
+	for _, ev := range events.List("violation", 0) {
+		d := ev.Detail
+		key := fmt.Sprintf("%v|%v|%v|%d|%v|%v", d["from"], d["to"], d["proto"], count(d["port"]), d["app"], d["verdict"])
+		if _, ok := e.viol[key]; !ok {
+			e.viol[key] = ev.ID
+		}
+	}
 	return e, nil
 }
 
@@ -235,7 +243,7 @@ func (e *PolicyEngine) violation(c policy.Conn, v policy.Verdict, r *flow.Record
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if id, ok := e.viol[key]; ok && e.events.Update(id, func(ev *Event) {
-		ev.Detail["count"] = ev.Detail["count"].(int) + 1
+		ev.Detail["count"] = count(ev.Detail["count"]) + 1
 		ev.Detail["last_seen"] = r.LastSeen
 		ev.Detail["last_flow"] = r.ID
 		// Keep the most telling client: the latest one, unless it lost its process.
@@ -627,6 +635,72 @@ func (e *PolicyEngine) RunAutoPromote(ctx context.Context, quiet time.Duration) 
 			return nil
 		case now := <-t.C:
 			e.PromoteQuiet(now, quiet)
+		}
+	}
+}
+
+// count reads an event's count, which is an int in memory and a float64 once the event
+// has been through JSON (reloaded after a restart).
+func count(v any) int {
+	switch n := v.(type) {
+	case int:
+		return n
+	case float64:
+		return int(n)
+	}
+	return 0
+}
+
+// FlushHits writes the rules whose hit counters moved since the last flush.
+func (e *PolicyEngine) FlushHits() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store == nil {
+		return nil
+	}
+	ev := e.eval.Load()
+	if ev == nil {
+		return nil
+	}
+	hits := ev.TakeHits()
+	if len(hits) == 0 {
+		return nil
+	}
+	e.pol.AddHits(hits)
+	e.learner.AddHits(hits)
+	moved := map[string]bool{}
+	for _, h := range hits {
+		moved[h.RuleID] = true
+	}
+	var put []policy.Rule
+	for _, r := range e.pol.Rules {
+		if moved[r.ID] {
+			put = append(put, r)
+		}
+	}
+	for _, r := range e.learner.Rules() {
+		if moved[r.ID] {
+			put = append(put, r)
+		}
+	}
+	return e.store.PutRules(put)
+}
+
+// RunHitFlush persists hit counters every interval until ctx ends, and once more then.
+func (e *PolicyEngine) RunHitFlush(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := e.FlushHits(); err != nil {
+				e.log.Warn("persist rule hits", "err", err)
+			}
+			return nil
+		case <-t.C:
+			if err := e.FlushHits(); err != nil {
+				e.log.Warn("persist rule hits", "err", err)
+			}
 		}
 	}
 }

@@ -89,8 +89,8 @@ type Event struct {
 }
 
 // Open opens the database in dir, creating it when missing, and brings its schema up to
-// SchemaVersion. It checks the whole file first, so that a damaged one is refused here,
-// with ErrCorrupt and what to do, rather than failing later.
+// SchemaVersion. It first reads the whole file and checks every page, so that a damaged
+// one is refused here, with ErrCorrupt and what to do, rather than crashing vigil later.
 func Open(dir *Dir) (*DB, error) {
 	if dir == nil || dir.lock == nil {
 		return nil, errors.New("open database: the data dir is not open")

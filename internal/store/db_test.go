@@ -940,3 +940,28 @@ func BenchmarkOpen(b *testing.B) {
 	}
 	b.ReportMetric(float64(info.Size())/(1<<20), "MiB")
 }
+
+// BenchmarkPruneEvents prunes 10,000 events by age with nothing to delete: the cost of
+// the periodic retention pass, which reads every event's time.
+func BenchmarkPruneEvents(b *testing.B) {
+	db := openDB(b, "")
+	now := time.Now()
+	ev := event("violation", now, `{"count":1,"port":"tcp/5432"}`)
+	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketEvents)
+		for range 10000 {
+			ev.ID, _ = bk.NextSequence()
+			if err := putJSON(bk, eventKey(ev.ID), &ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if n, err := db.PruneEvents(20000, time.Hour, now); err != nil || n != 0 {
+			b.Fatal(n, err)
+		}
+	}
+}

@@ -63,10 +63,16 @@ func freeAddr(t *testing.T) string {
 // it reports healthy. It is stopped with SIGTERM when the test ends, and must then exit 0.
 func startVigil(t *testing.T, extra ...string) *vigilProc {
 	t.Helper()
+	return startVigilIn(t, filepath.Join(t.TempDir(), "data"), extra...)
+}
+
+// startVigilIn is startVigil with a given data dir (to restart on the same state).
+func startVigilIn(t *testing.T, dataDir string, extra ...string) *vigilProc {
+	t.Helper()
 	addr := freeAddr(t)
 	v := &vigilProc{
 		URL:     "http://" + addr,
-		DataDir: filepath.Join(t.TempDir(), "data"),
+		DataDir: dataDir,
 		logs:    &syncBuffer{},
 		done:    make(chan struct{}),
 	}
@@ -112,11 +118,18 @@ func startVigil(t *testing.T, extra ...string) *vigilProc {
 	return v
 }
 
+// kill ends vigil up with SIGKILL, as a crash would, and waits for it to be gone.
+func (v *vigilProc) kill(t *testing.T) {
+	t.Helper()
+	_ = v.cmd.Process.Kill()
+	<-v.done
+}
+
 // stop sends SIGTERM and waits for a clean exit.
 func (v *vigilProc) stop(t *testing.T) {
 	select {
 	case <-v.done:
-		return
+		return // exited, or killed on purpose
 	default:
 	}
 	_ = v.cmd.Process.Signal(syscall.SIGTERM)
