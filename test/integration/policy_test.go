@@ -17,11 +17,12 @@ import (
 	"github.com/vigil-sec/vigil/test/testenv"
 )
 
-// request sends one HTTP request with nc from a container and keeps nc (and so its
-// socket) alive for a second, long enough to be attributed.
+// request sends one HTTP request with nc from a container. The answer is 1 MiB and read
+// through a pipe whose reader waits a second, so nc and its socket live long enough to
+// be attributed (a client that exits within milliseconds may not be: see the README).
 func request(t *testing.T, d *testenv.Docker, from testenv.Container, host string) {
 	t.Helper()
-	out, code, err := d.ExecResult(from.ID, "sh", "-c", "(printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 1) | nc "+host+" 8080")
+	out, code, err := d.ExecResult(from.ID, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc "+host+" 8080 | (sleep 1; head -c 12)")
 	if err != nil || code != 0 || !strings.Contains(out, "HTTP/1.") {
 		t.Fatalf("request from %s to %s: code %d err %v: %s", from.Name, host, code, err, out)
 	}
@@ -34,7 +35,7 @@ func TestLearnThenMonitor(t *testing.T) {
 	v := startVigil(t)
 
 	db := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "db"},
-		Cmd: []string{"sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"}})
+		Cmd: []string{"sh", "-c", "mkdir -p /www && dd if=/dev/zero of=/www/index.html bs=1024 count=1024 2>/dev/null && exec httpd -f -p 8080 -h /www"}})
 	web := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "web"}})
 	eventually(t, 10*time.Second, "the captures", func() (bool, string) {
 		st, err := v.Client.Capture(context.Background())
@@ -96,7 +97,13 @@ func TestLearnThenMonitor(t *testing.T) {
 	cl, _ := dt["client"].(map[string]any)
 	proc, _ := cl["process"].(map[string]any)
 	if cl["workload"] != client.ID || proc["comm"] != "nc" {
-		t.Errorf("violation client = %+v; want the intruder container and its nc process", cl)
+		list, _ := v.Client.Flows(context.Background(), url.Values{"workload": {client.ID}})
+		var seen []string
+		for _, r := range list {
+			seen = append(seen, fmt.Sprintf("%d %s%s->%s %s", r.ID, r.Client.Name, procText(r.Client.Process), r.Server.Name, r.Verdict))
+		}
+		st, _ := v.Client.Capture(context.Background())
+		t.Errorf("violation client = %+v; want the intruder container and its nc process; flows: %v; capture: %s", cl, seen, st)
 	}
 
 	// Flows carry their verdicts: the web's last request is allowed by the learned rule.
@@ -128,6 +135,10 @@ func TestLearnThenMonitor(t *testing.T) {
 		t.Errorf("violations after restart: %v %+v", err, evs)
 	}
 	// Repeats go on counting on the reloaded event.
+	eventually(t, 10*time.Second, "the captures after the restart", func() (bool, string) {
+		st, err := v.Client.Capture(context.Background())
+		return err == nil && strings.Contains(string(st), `"interfaces": 3`), string(st)
+	})
 	request(t, d, client, dbIP)
 	eventually(t, flowDeadline, "the reloaded violation to count the new attempt", func() (bool, string) {
 		evs, err := v.Client.Events(context.Background(), url.Values{"type": {"violation"}})
