@@ -205,6 +205,16 @@ func newEventsCommand(g *globals) *cobra.Command {
 				}
 				return printEvents(g.stdout, evs)
 			}
+			for i := len(evs) - 1; i >= 0; i-- {
+				if output == "json" {
+					err = writeJSONCompact(g.stdout, evs[i])
+				} else {
+					_, err = fmt.Fprintln(g.stdout, eventLine1(evs[i]))
+				}
+				if err != nil {
+					return err
+				}
+			}
 			return followEvents(cmd.Context(), g.stdout, c, q, output)
 		},
 	}
@@ -230,40 +240,21 @@ func printEvents(out io.Writer, evs []controller.Event) error {
 	return nil
 }
 
-// followEvents polls the event log once a second and prints what is new or changed.
+// followEvents prints the recent events, then each new event (and each new count of an
+// aggregated one) as the server streams it.
 func followEvents(ctx context.Context, out io.Writer, c *api.Client, q url.Values, output string) error {
-	seen := map[uint64]string{}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		evs, err := c.Events(ctx, q)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+	show := func(ev controller.Event) error {
+		if output == "json" {
+			return writeJSONCompact(out, ev)
 		}
-		for i := len(evs) - 1; i >= 0; i-- {
-			ev := evs[i]
-			sig := fmt.Sprint(ev.Detail["count"])
-			if s, ok := seen[ev.ID]; ok && s == sig {
-				continue
-			}
-			seen[ev.ID] = sig
-			if output == "json" {
-				if err := writeJSONCompact(out, ev); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintln(out, eventLine1(ev))
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+		_, err := fmt.Fprintln(out, eventLine1(ev))
+		return err
 	}
+	stream := url.Values{}
+	if t := q.Get("type"); t != "" {
+		stream.Set("type", t)
+	}
+	return c.StreamEvents(ctx, stream, show)
 }
 
 func newPolicyCommand(g *globals) *cobra.Command {

@@ -22,6 +22,7 @@ type Auditor interface {
 // EventLog is what the API needs of the controller's events.
 type EventLog interface {
 	List(typ string, limit int) []controller.Event
+	Subscribe(typ string, buffer int) *controller.EventSub
 }
 
 // SetAudit serves the audit and event endpoints. Call it before Handler.
@@ -92,4 +93,20 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	writeJSON(w, http.StatusOK, s.events.List(typ, limit))
+}
+
+// streamEvents sends events (and the updates of aggregated ones) as server-sent events
+// named "event".
+func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r, "type") {
+		return
+	}
+	typ := r.URL.Query().Get("type")
+	if typ != "" && !eventTypePattern.MatchString(typ) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid event type %q", typ))
+		return
+	}
+	sub := s.events.Subscribe(typ, 4096)
+	defer sub.Close()
+	streamSSE(w, r, "events", "event", sub.C, sub.Err)
 }

@@ -249,7 +249,18 @@ const maxEventSize = 1 << 20
 // StreamFlows follows the flow stream, calling fn for each event, until ctx ends, fn
 // returns an error, or the server ends the stream.
 func (c *Client) StreamFlows(ctx context.Context, q url.Values, fn func(flow.Event) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+"/api/v1/flows/stream"+query(q), nil)
+	return follow(ctx, c, "/api/v1/flows/stream"+query(q), "flow", fn)
+}
+
+// StreamEvents follows the event stream (new events, and aggregated ones again as their
+// count grows) until ctx ends, fn returns an error, or the server ends the stream.
+func (c *Client) StreamEvents(ctx context.Context, q url.Values, fn func(controller.Event) error) error {
+	return follow(ctx, c, "/api/v1/events/stream"+query(q), "event", fn)
+}
+
+// follow reads a server-sent event stream, decoding the events named name into T.
+func follow[T any](ctx context.Context, c *Client, path, name string, fn func(T) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+path, nil)
 	if err != nil {
 		return err
 	}
@@ -279,15 +290,16 @@ func (c *Client) StreamFlows(ctx context.Context, q url.Values, fn func(flow.Eve
 		line := sc.Text()
 		switch {
 		case line == "":
-			if event == "flow" {
-				var ev flow.Event
-				if err := json.Unmarshal([]byte(data), &ev); err != nil {
-					return fmt.Errorf("decode flow event: %w", err)
+			switch event {
+			case name:
+				var v T
+				if err := json.Unmarshal([]byte(data), &v); err != nil {
+					return fmt.Errorf("decode %s event: %w", name, err)
 				}
-				if err := fn(ev); err != nil {
+				if err := fn(v); err != nil {
 					return err
 				}
-			} else if event == "error" {
+			case "error":
 				var eb ErrorBody
 				_ = json.Unmarshal([]byte(data), &eb)
 				return fmt.Errorf("server ended the stream: %s", eb.Error)
@@ -303,7 +315,7 @@ func (c *Client) StreamFlows(ctx context.Context, q url.Values, fn func(flow.Eve
 		return nil
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("flow stream: %w", err)
+		return fmt.Errorf("%s stream: %w", name, err)
 	}
-	return errors.New("server closed the flow stream")
+	return fmt.Errorf("server closed the %s stream", name)
 }

@@ -107,6 +107,13 @@ func (s *Server) streamFlows(w http.ResponseWriter, r *http.Request) {
 	}
 	sub := s.flows.Subscribe(f, 4096)
 	defer sub.Close()
+	streamSSE(w, r, "flows", "flow", sub.C, sub.Err)
+}
+
+// streamSSE sends what arrives on c as server-sent events named event (after a "hello"),
+// with heartbeats, until the client goes away or c closes (then an "error" event says
+// why, from errOf).
+func streamSSE[T any](w http.ResponseWriter, r *http.Request, stream, event string, c <-chan T, errOf func() error) {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -124,7 +131,7 @@ func (s *Server) streamFlows(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush() == nil
 	}
-	if !send("hello", map[string]string{"stream": "flows"}) {
+	if !send("hello", map[string]string{"stream": stream}) {
 		return
 	}
 	tick := time.NewTicker(heartbeat)
@@ -138,12 +145,12 @@ func (s *Server) streamFlows(w http.ResponseWriter, r *http.Request) {
 			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}
-		case ev, ok := <-sub.C:
+		case v, ok := <-c:
 			if !ok {
-				send("error", ErrorBody{Error: fmt.Sprintf("stream ended: %v; reconnect to resume", sub.Err())})
+				send("error", ErrorBody{Error: fmt.Sprintf("stream ended: %v; reconnect to resume", errOf())})
 				return
 			}
-			if !send("flow", ev) {
+			if !send(event, v) {
 				return
 			}
 		}

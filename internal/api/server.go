@@ -89,6 +89,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("/api/v1/audit", s.auth(methods{http.MethodGet: s.getAudit}))
 		mux.Handle("/api/v1/audit/run", s.auth(methods{http.MethodPost: s.runAudit}))
 		mux.Handle("/api/v1/events", s.auth(methods{http.MethodGet: s.listEvents}))
+		mux.Handle("/api/v1/events/stream", s.auth(methods{http.MethodGet: s.streamEvents}))
 	}
 	// Anything else is unknown, but only an authenticated caller learns which paths exist.
 	notFound := s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -91,3 +91,24 @@ func TestEventsMaxAge(t *testing.T) {
 		t.Errorf("kept %d events, want only the recent one", len(l))
 	}
 }
+
+func TestEventSubscription(t *testing.T) {
+	e := NewEvents(10)
+	sub := e.Subscribe("violation", 4)
+	defer sub.Close()
+	e.Add(Event{Type: "audit.changed"})
+	v := e.Add(Event{Type: "violation", Detail: map[string]any{"count": 1}})
+	e.Update(v.ID, func(ev *Event) { ev.Detail["count"] = 2 })
+	first, second := <-sub.C, <-sub.C
+	if first.ID != v.ID || first.Detail["count"] != 1 || second.Detail["count"] != 2 {
+		t.Errorf("delivered %+v then %+v", first, second)
+	}
+	for range 10 {
+		e.Add(Event{Type: "violation"})
+	}
+	for range sub.C {
+	}
+	if !errors.Is(sub.Err(), ErrLagged) {
+		t.Errorf("Err = %v, want ErrLagged", sub.Err())
+	}
+}

@@ -29,6 +29,77 @@ type Events struct {
 	store   EventStore
 	pending map[uint64]bool // updated in memory, not yet persisted
 	log     *slog.Logger
+	subs    map[*EventSub]struct{}
+}
+
+// EventSub delivers events as they are added or updated (an aggregated violation is
+// delivered again with its new count).
+type EventSub struct {
+	C <-chan Event
+
+	c      chan Event
+	typ    string
+	events *Events
+	err    error // guarded by events.mu
+}
+
+// Subscribe delivers events of the given type (all when empty) from now on. A reader
+// that falls buffer events behind is dropped (its channel closed, Err ErrLagged).
+func (e *Events) Subscribe(typ string, buffer int) *EventSub {
+	ch := make(chan Event, max(buffer, 1))
+	s := &EventSub{C: ch, c: ch, typ: typ, events: e}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.subs == nil {
+		e.subs = map[*EventSub]struct{}{}
+	}
+	e.subs[s] = struct{}{}
+	return s
+}
+
+// Close ends the subscription.
+func (s *EventSub) Close() {
+	s.events.mu.Lock()
+	defer s.events.mu.Unlock()
+	if _, ok := s.events.subs[s]; ok {
+		delete(s.events.subs, s)
+		close(s.c)
+	}
+}
+
+// Err tells why the channel closed: nil after Close, ErrLagged when the reader fell
+// behind.
+func (s *EventSub) Err() error {
+	s.events.mu.Lock()
+	defer s.events.mu.Unlock()
+	return s.err
+}
+
+func (e *Events) publishLocked(ev Event) {
+	for s := range e.subs {
+		if s.typ != "" && s.typ != ev.Type {
+			continue
+		}
+		select {
+		case s.c <- cloneEvent(ev):
+		default:
+			s.err = ErrLagged
+			delete(e.subs, s)
+			close(s.c)
+		}
+	}
+}
+
+// cloneEvent copies the top level of Detail, which Update changes in place.
+func cloneEvent(ev Event) Event {
+	if ev.Detail != nil {
+		d := make(map[string]any, len(ev.Detail))
+		for k, v := range ev.Detail {
+			d[k] = v
+		}
+		ev.Detail = d
+	}
+	return ev
 }
 
 // EventStore persists events. Append assigns the ID.
@@ -129,6 +200,7 @@ func (e *Events) Add(ev Event) Event {
 		}
 	}
 	e.events = slices.Delete(e.events, 0, drop)
+	e.publishLocked(ev)
 	return ev
 }
 
@@ -146,6 +218,7 @@ func (e *Events) Update(id uint64, fn func(*Event)) bool {
 	if e.pending != nil {
 		e.pending[id] = true
 	}
+	e.publishLocked(e.events[i])
 	return true
 }
 

@@ -73,6 +73,15 @@ func TestLearnThenMonitor(t *testing.T) {
 		st, err := v.Client.Capture(context.Background())
 		return err == nil && strings.Contains(string(st), `"interfaces": 3`), string(st)
 	})
+	streamed := make(chan controller.Event, 16)
+	sctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		_ = v.Client.StreamEvents(sctx, url.Values{"type": {"violation"}}, func(ev controller.Event) error {
+			streamed <- ev
+			return nil
+		})
+	}()
 	for range 3 {
 		request(t, d, client, dbIP)
 	}
@@ -90,6 +99,14 @@ func TestLearnThenMonitor(t *testing.T) {
 		ev = evs[0]
 		return fmt.Sprint(ev.Detail["count"]) == "3", fmt.Sprintf("%+v", ev.Detail)
 	})
+	select {
+	case sev := <-streamed:
+		if sev.Detail["from"] != "vigil.intruder" {
+			t.Errorf("streamed event = %+v", sev)
+		}
+	case <-time.After(flowDeadline):
+		t.Error("no violation came on the event stream")
+	}
 	dt := ev.Detail
 	if dt["from"] != "vigil.intruder" || dt["to"] != "vigil.db" || fmt.Sprint(dt["port"]) != "8080" || dt["app"] != "http" || dt["verdict"] != "violate" {
 		t.Errorf("violation = %+v", dt)
