@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/api"
 	"github.com/vigil-sec/vigil/internal/audit"
 	"github.com/vigil-sec/vigil/internal/controller"
+	"github.com/vigil-sec/vigil/internal/enforce"
 	"github.com/vigil-sec/vigil/internal/flow"
 	"github.com/vigil-sec/vigil/internal/policy"
 	"github.com/vigil-sec/vigil/internal/procmon"
@@ -37,7 +38,14 @@ type upOptions struct {
 	autoPromote   time.Duration
 	eventsMax     int
 	eventsMaxAge  time.Duration
+	failOpen      bool
 }
+
+// nftKernel applies enforcement plans with nftables.
+type nftKernel struct{}
+
+func (nftKernel) Apply(p enforce.Plan) error { return enforce.Apply(p) }
+func (nftKernel) Remove(netns string) error  { return enforce.Remove(netns) }
 
 // socketOwners adapts procmon's socket lookup to what the agent asks.
 type socketOwners struct{ *procmon.SocketOwners }
@@ -54,7 +62,9 @@ func newUpCommand(g *globals) *cobra.Command {
 		Short: "Run the Vigil server on this Docker host (as root)",
 		Long: `Run the Vigil server in the foreground: discover the workloads on this host and follow
 them as they come and go, capture every container's traffic into flows (application,
-DNS names, processes), audit the host against the CIS Docker Benchmark, and serve the API.
+DNS names, processes), judge them against the policy (learning in Discover, reporting in
+Monitor, enforcing with nftables in each workload's namespace in Protect), audit the host
+against the CIS Docker Benchmark, and serve the API.
 
 The API token is created at first start in <data-dir>/token (mode 0600); the other vigil
 commands read it from there. Stop with Ctrl-C or SIGTERM.`,
@@ -73,6 +83,7 @@ commands read it from there. Stop with Ctrl-C or SIGTERM.`,
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker daemon address (default: DOCKER_HOST, else "+docker.DefaultHost+")")
 	f.IntVar(&o.maxFlows, "max-flows", 262144, "bound of the flow table (split over 64 shards); past it the least recently active flow of a shard is evicted")
 	f.IntVar(&o.flowHistory, "flow-history", 20000, "how many ended flows the API keeps")
+	f.BoolVar(&o.failOpen, "fail-open", false, "remove every enforcement table when vigil up stops (by default the kernel keeps enforcing: fail static)")
 	f.IntVar(&o.eventsMax, "events-max", 10000, "how many events are kept")
 	f.DurationVar(&o.eventsMaxAge, "events-max-age", 30*24*time.Hour, "events older than this are dropped")
 	f.DurationVar(&o.autoPromote, "auto-promote", 0, "move a group from discover to monitor once it has learned nothing new for this long (e.g. 72h); 0: never")
@@ -161,6 +172,8 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 		return err
 	}
 	flows.SetJudge(engine)
+	enf := controller.NewEnforcer(engine, reg.List, nftKernel{}, log)
+	engine.SetOnChange(enf.Kick)
 	srv.SetPolicy(engine)
 	auditor := controller.NewAuditor(func(ctx context.Context) (audit.Report, error) {
 		env, err := audit.LoadEnv(ctx, rt.Client(), "/", "/proc")
@@ -202,6 +215,23 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	grp.Go(func() error { return auditor.Run(ctx) })
 	grp.Go(func() error { return engine.RunAutoPromote(ctx, o.autoPromote) })
 	grp.Go(func() error { return events.RunFlush(ctx) })
+	grp.Go(func() error { return enf.Run(ctx, o.failOpen) })
+	grp.Go(func() error {
+		// Workloads coming and going change the peer sets and who is protected.
+		sub := reg.Subscribe(1024)
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case _, ok := <-sub.C:
+				if !ok {
+					sub = reg.Subscribe(1024)
+				}
+				enf.Kick()
+			}
+		}
+	})
 	grp.Go(func() error { return engine.RunHitFlush(ctx, 30*time.Second) })
 	grp.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

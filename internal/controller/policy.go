@@ -48,10 +48,11 @@ type PolicyEngine struct {
 
 	eval atomic.Pointer[policy.Evaluator]
 
-	mu      sync.Mutex
-	pol     policy.Policy // user and imported rules, groups, default mode; learned rules live in learner
-	learner *policy.Learner
-	viol    map[string]uint64 // violation key -> event ID
+	mu       sync.Mutex
+	pol      policy.Policy // user and imported rules, groups, default mode; learned rules live in learner
+	learner  *policy.Learner
+	viol     map[string]uint64 // violation key -> event ID
+	onChange func()            // called (without blocking) after each new evaluator
 	// For auto-promotion: when each group was first seen in a flow, and when a rule was
 	// last learned for it.
 	firstSeen   map[string]time.Time
@@ -99,7 +100,18 @@ func (e *PolicyEngine) compileLocked() error {
 		return err
 	}
 	e.eval.Store(ev)
+	if e.onChange != nil {
+		e.onChange()
+	}
 	return nil
+}
+
+// SetOnChange has fn called, without blocking, whenever the policy changes (the
+// enforcer's Kick). Call it before Judge is.
+func (e *PolicyEngine) SetOnChange(fn func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.onChange = fn
 }
 
 func (e *PolicyEngine) collectHitsLocked() {

@@ -63,10 +63,7 @@ func TestFlowsHTTPWithProcesses(t *testing.T) {
 		Cmd: []string{"sh", "-c", "mkdir -p /www && dd if=/dev/zero of=/www/index.html bs=1024 count=1024 2>/dev/null && exec httpd -f -p 8080 -h /www"}})
 	serverIP := d.IP(t, server.ID)
 	client := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "shop"}})
-	eventually(t, 10*time.Second, "the captures", func() (bool, string) {
-		st, err := v.Client.Capture(context.Background())
-		return err == nil && strings.Contains(string(st), `"interfaces": 2`), string(st)
-	})
+	waitCaptured(t, v, server, client)
 	eventually(t, 10*time.Second, "httpd to listen", func() (bool, string) {
 		out, code, err := d.ExecResult(server.ID, "sh", "-c", "netstat -ltn | grep -q ':8080 '")
 		return err == nil && code == 0, out
@@ -141,10 +138,7 @@ func TestFlowsDNSNamesExternal(t *testing.T) {
 	dns := d.Run(t, testenv.ContainerSpec{Image: dnsImage, NetworkMode: net, Cmd: []string{"/app", "api.example.test=" + inet.Addr}})
 	dnsIP := d.IP(t, dns.ID)
 	client := d.Run(t, testenv.ContainerSpec{NetworkMode: net})
-	eventually(t, 10*time.Second, "the captures", func() (bool, string) {
-		st, err := v.Client.Capture(context.Background())
-		return err == nil && strings.Contains(string(st), `"interfaces": 2`), string(st)
-	})
+	waitCaptured(t, v, dns, client)
 
 	out := d.Exec(t, client.ID, "nslookup", "api.example.test", dnsIP)
 	if !strings.Contains(out, inet.Addr) {
@@ -184,10 +178,7 @@ func TestFlowsRedisAndTLS(t *testing.T) {
 		`while true; do nc -l -p 6379 -e sh -c 'head -c 14 >/dev/null; printf "+PONG\r\n"'; done`}})
 	tls := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Cmd: []string{"sh", "-c", "while true; do nc -l -p 8443 </dev/null >/dev/null; done"}})
 	client := d.Run(t, testenv.ContainerSpec{NetworkMode: net, ExtraHosts: []string{"secure.example.test:" + d.IP(t, tls.ID)}})
-	eventually(t, 10*time.Second, "the captures", func() (bool, string) {
-		st, err := v.Client.Capture(context.Background())
-		return err == nil && strings.Contains(string(st), `"interfaces": 3`), string(st)
-	})
+	waitCaptured(t, v, redis, tls, client)
 	redisIP := d.IP(t, redis.ID)
 	eventually(t, 10*time.Second, "a redis exchange", func() (bool, string) {
 		out, _, err := d.ExecResult(client.ID, "sh", "-c", "printf '*1\\r\\n$4\\r\\nPING\\r\\n' | nc -w 2 "+redisIP+" 6379")
@@ -213,10 +204,7 @@ func TestFlowsFollowAndPcap(t *testing.T) {
 	v := startVigil(t)
 	server := d.Run(t, testenv.ContainerSpec{Cmd: []string{"sh", "-c", "mkdir -p /www && echo hi > /www/index.html && exec httpd -f -p 80 -h /www"}})
 	client := d.Run(t, testenv.ContainerSpec{})
-	eventually(t, 10*time.Second, "the captures", func() (bool, string) {
-		st, err := v.Client.Capture(context.Background())
-		return err == nil && strings.Contains(string(st), `"interfaces": 2`), string(st)
-	})
+	waitCaptured(t, v, server, client)
 
 	ctx, cancel := context.WithTimeout(context.Background(), flowDeadline)
 	defer cancel()

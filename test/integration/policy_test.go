@@ -37,10 +37,7 @@ func TestLearnThenMonitor(t *testing.T) {
 	db := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "db"},
 		Cmd: []string{"sh", "-c", "mkdir -p /www && dd if=/dev/zero of=/www/index.html bs=1024 count=1024 2>/dev/null && exec httpd -f -p 8080 -h /www"}})
 	web := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "web"}})
-	eventually(t, 10*time.Second, "the captures", func() (bool, string) {
-		st, err := v.Client.Capture(context.Background())
-		return err == nil && strings.Contains(string(st), `"interfaces": 2`), string(st)
-	})
+	waitCaptured(t, v, db, web)
 	dbIP := d.IP(t, db.ID)
 	eventually(t, 10*time.Second, "httpd to listen", func() (bool, string) {
 		out, code, err := d.ExecResult(db.ID, "sh", "-c", "netstat -ltn | grep -q ':8080 '")
@@ -69,10 +66,7 @@ func TestLearnThenMonitor(t *testing.T) {
 	// Monitor on db: web still allowed, a new client group is a violation.
 	runCLI(t, v, "mode", "vigil.db", "monitor")
 	client := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "intruder"}})
-	eventually(t, 10*time.Second, "the intruder's capture", func() (bool, string) {
-		st, err := v.Client.Capture(context.Background())
-		return err == nil && strings.Contains(string(st), `"interfaces": 3`), string(st)
-	})
+	waitCaptured(t, v, db, web, client)
 	streamed := make(chan controller.Event, 16)
 	sctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -152,10 +146,7 @@ func TestLearnThenMonitor(t *testing.T) {
 		t.Errorf("violations after restart: %v %+v", err, evs)
 	}
 	// Repeats go on counting on the reloaded event.
-	eventually(t, 10*time.Second, "the captures after the restart", func() (bool, string) {
-		st, err := v.Client.Capture(context.Background())
-		return err == nil && strings.Contains(string(st), `"interfaces": 3`), string(st)
-	})
+	waitCaptured(t, v, db, web, client)
 	request(t, d, client, dbIP)
 	eventually(t, flowDeadline, "the reloaded violation to count the new attempt", func() (bool, string) {
 		evs, err := v.Client.Events(context.Background(), url.Values{"type": {"violation"}})

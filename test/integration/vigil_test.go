@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/api"
 	"github.com/vigil-sec/vigil/internal/workload"
+	"github.com/vigil-sec/vigil/test/testenv"
 )
 
 // vigilProc is a running `vigil up`.
@@ -217,4 +219,21 @@ func apiCall(t *testing.T, v *vigilProc, tok, method, path string) (int, []byte)
 		t.Fatal(err)
 	}
 	return resp.StatusCode, body
+}
+
+// waitCaptured waits until vigil captures on the interfaces of every given container.
+func waitCaptured(t *testing.T, v *vigilProc, cs ...testenv.Container) {
+	t.Helper()
+	eventually(t, 10*time.Second, "the captures", func() (bool, string) {
+		st, err := v.Client.Capture(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range cs {
+			if !strings.Contains(string(st), `"workload": "`+c.ID+`"`) {
+				return false, "no capture for " + c.Name + ": " + string(st)
+			}
+		}
+		return true, ""
+	})
 }

@@ -1,0 +1,237 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/enforce"
+	"github.com/vigil-sec/vigil/internal/policy"
+	"github.com/vigil-sec/vigil/internal/workload"
+)
+
+// Kernel is where plans are applied; enforce's functions in production, a fake in tests.
+type Kernel interface {
+	Apply(p enforce.Plan) error
+	Remove(netns string) error
+}
+
+// Enforcer makes the policy the law for workloads in Protect mode: for each it compiles an
+// enforcement plan (the peers and ports it may talk to, in each direction) and has it
+// applied in the workload's network namespace; when the workload leaves Protect, its
+// table is removed. It reconciles whenever the workloads or the policy change (kick) and
+// every ten seconds, and applies a plan only when it changed. The kernel keeps enforcing
+// when Vigil stops; with failOpen, Stop removes every table instead.
+type Enforcer struct {
+	engine    *PolicyEngine
+	workloads func() []workload.Workload
+	kernel    Kernel
+	log       *slog.Logger
+	kick      chan struct{}
+
+	mu      sync.Mutex
+	applied map[string]applied // by workload ID
+}
+
+type applied struct {
+	netns string
+	hash  [32]byte
+}
+
+// NewEnforcer returns an enforcer; Run starts it.
+func NewEnforcer(engine *PolicyEngine, workloads func() []workload.Workload, kernel Kernel, log *slog.Logger) *Enforcer {
+	return &Enforcer{engine: engine, workloads: workloads, kernel: kernel, log: log,
+		kick: make(chan struct{}, 1), applied: map[string]applied{}}
+}
+
+// Kick asks for a reconciliation soon; it never blocks.
+func (e *Enforcer) Kick() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles until ctx ends. With failOpen it then removes every table it applied.
+func (e *Enforcer) Run(ctx context.Context, failOpen bool) error {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	e.Reconcile()
+	for {
+		select {
+		case <-ctx.Done():
+			if failOpen {
+				e.removeAll()
+			}
+			return nil
+		case <-e.kick:
+		case <-t.C:
+		}
+		e.Reconcile()
+	}
+}
+
+func (e *Enforcer) removeAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, a := range e.applied {
+		if err := e.kernel.Remove(a.netns); err != nil {
+			e.log.Warn("remove enforcement", "workload", id, "err", err)
+		}
+		delete(e.applied, id)
+	}
+	e.log.Info("enforcement removed (fail-open)")
+}
+
+// Reconcile brings the kernel in line with the policy and the workloads.
+func (e *Enforcer) Reconcile() {
+	ws := e.workloads()
+	plans := e.Compile(ws)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, a := range e.applied {
+		if _, ok := plans[id]; !ok {
+			if err := e.kernel.Remove(a.netns); err != nil {
+				e.log.Debug("remove enforcement", "workload", id, "err", err)
+			}
+			delete(e.applied, id)
+			e.log.Info("enforcement lifted", "workload", id)
+		}
+	}
+	for id, p := range plans {
+		b, _ := json.Marshal(p)
+		h := sha256.Sum256(b)
+		if a, ok := e.applied[id]; ok && a.hash == h && a.netns == p.NetNS {
+			continue
+		}
+		if err := e.kernel.Apply(p); err != nil {
+			e.log.Warn("apply enforcement", "workload", p.Workload, "err", err)
+			continue
+		}
+		e.applied[id] = applied{netns: p.NetNS, hash: h}
+		e.log.Info("enforcement applied", "workload", p.Workload, "ingress", len(p.Ingress), "egress", len(p.Egress))
+	}
+}
+
+// Compile returns the plan of every container in Protect mode, by workload ID.
+func (e *Enforcer) Compile(ws []workload.Workload) map[string]enforce.Plan {
+	pol := e.engine.Policy()
+	ev := e.engine.eval.Load()
+	// Every group (learned and custom) a workload belongs to, and the members of each.
+	groupsOf := map[string][]string{}
+	members := map[string][]netip.Addr{}
+	var hostIPs []netip.Addr
+	for _, w := range ws {
+		if w.Kind == workload.KindHost {
+			hostIPs = w.IPs
+			continue
+		}
+		gs := []string{w.Group}
+		if e.engine.subjects != nil {
+			gs = ev.GroupsOf(SubjectOf(w), gs)
+		}
+		groupsOf[w.ID] = gs
+		for _, g := range gs {
+			members[g] = append(members[g], w.IPs...)
+		}
+	}
+	peers := func(name string) []netip.Prefix {
+		var addrs []netip.Addr
+		switch {
+		case name == policy.EndpointHost:
+			addrs = hostIPs
+		case name == policy.EndpointExternal || strings.HasPrefix(name, "external:"):
+			// Names resolve to addresses that change; until the agent feeds them in,
+			// an external rule allows every address.
+			return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+		case strings.HasPrefix(name, "address:"):
+			if a, err := netip.ParseAddr(strings.TrimPrefix(name, "address:")); err == nil {
+				addrs = []netip.Addr{a}
+			}
+		default:
+			addrs = members[name]
+		}
+		out := make([]netip.Prefix, 0, len(addrs))
+		for _, a := range addrs {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+		return out
+	}
+	plans := map[string]enforce.Plan{}
+	for _, w := range ws {
+		if w.Kind != workload.KindContainer || w.SharesNetNSWith != "" || w.NetNS.Path == "" {
+			continue
+		}
+		gs := groupsOf[w.ID]
+		mode := policy.ModeDiscover
+		for _, g := range gs {
+			mode = policy.Stricter(mode, ev.ModeOf(g))
+		}
+		if mode != policy.ModeProtect {
+			continue
+		}
+		p := enforce.Plan{Workload: w.Name, NetNS: w.NetNS.Path, Inode: w.NetNS.Inode, Log: true}
+		for _, r := range pol.Rules {
+			if r.Action != policy.ActionAllow {
+				continue // deny is what a protected workload gets by default
+			}
+			if slices.Contains(gs, r.To) {
+				p.Ingress = append(p.Ingress, allows(setName(r.From), peers(r.From), r.Ports)...)
+			}
+			if slices.Contains(gs, r.From) {
+				p.Egress = append(p.Egress, allows(setName(r.To), peers(r.To), r.Ports)...)
+			}
+		}
+		plans[w.ID] = p
+	}
+	return plans
+}
+
+func allows(set string, peers []netip.Prefix, ports []policy.PortRange) []enforce.Allow {
+	var out []enforce.Allow
+	for _, pr := range ports {
+		a := enforce.Allow{Set: set, Peers: peers}
+		switch pr.Proto {
+		case policy.ProtoTCP:
+			a.Proto = 6
+		case policy.ProtoUDP:
+			a.Proto = 17
+		case policy.ProtoAny:
+			out = append(out, a) // any protocol, any port
+			continue
+		default:
+			continue // ICMP and others: not expressible per port; left to the default
+		}
+		if !pr.IsAny() {
+			a.PortFirst, a.PortLast = pr.First, pr.Last
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// setName turns an endpoint name into an nftables set name.
+func setName(endpoint string) string {
+	var b strings.Builder
+	b.WriteString("g_")
+	for _, r := range endpoint {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	s := b.String()
+	if len(s) > 200 {
+		sum := sha256.Sum256([]byte(endpoint))
+		s = s[:180] + "_" + hex.EncodeToString(sum[:8])
+	}
+	return s
+}
