@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -189,9 +190,44 @@ func (e *Enforcer) Compile(ws []workload.Workload) map[string]enforce.Plan {
 				p.Egress = append(p.Egress, allows(setName(r.To), peers(r.To), r.Ports)...)
 			}
 		}
+		p.Ingress, p.Egress = merge("in", p.Ingress), merge("out", p.Egress)
 		plans[w.ID] = p
 	}
 	return plans
+}
+
+// merge folds the allows that share protocol and ports into one, whose set is the union
+// of their peers: a server allowed from many groups on one port is one rule, not one per
+// group (a thousand rules would not fit one netlink batch), and groups scaling still only
+// change set elements.
+func merge(dir string, in []enforce.Allow) []enforce.Allow {
+	type key struct {
+		proto       uint8
+		first, last uint16
+	}
+	byKey := map[key]int{}
+	var out []enforce.Allow
+	for _, a := range in {
+		k := key{a.Proto, a.PortFirst, a.PortLast}
+		i, ok := byKey[k]
+		if !ok {
+			byKey[k] = len(out)
+			out = append(out, enforce.Allow{Set: fmt.Sprintf("%s_%d_%d_%d", dir, a.Proto, a.PortFirst, a.PortLast),
+				Proto: a.Proto, PortFirst: a.PortFirst, PortLast: a.PortLast, Peers: slices.Clone(a.Peers)})
+			continue
+		}
+		out[i].Peers = append(out[i].Peers, a.Peers...)
+	}
+	for i := range out {
+		slices.SortFunc(out[i].Peers, func(a, b netip.Prefix) int {
+			if c := a.Addr().Compare(b.Addr()); c != 0 {
+				return c
+			}
+			return a.Bits() - b.Bits()
+		})
+		out[i].Peers = slices.Compact(out[i].Peers)
+	}
+	return out
 }
 
 func allows(set string, peers []netip.Prefix, ports []policy.PortRange) []enforce.Allow {

@@ -55,7 +55,7 @@ func TestEnforcerCompilesAndReconciles(t *testing.T) {
 	if !ok || len(k.applied) != 1 {
 		t.Fatalf("applied = %+v, want only db's plan", k.applied)
 	}
-	if len(p.Ingress) != 1 || p.Ingress[0].Proto != 6 || p.Ingress[0].PortFirst != 5432 || p.Ingress[0].Set != "g_vigil_web" ||
+	if len(p.Ingress) != 1 || p.Ingress[0].Proto != 6 || p.Ingress[0].PortFirst != 5432 || p.Ingress[0].Set != "in_6_5432_5432" ||
 		len(p.Ingress[0].Peers) != 1 || p.Ingress[0].Peers[0] != netip.MustParsePrefix("10.0.0.3/32") || len(p.Egress) != 0 {
 		t.Fatalf("db plan = %+v", p)
 	}
@@ -81,5 +81,17 @@ func TestEnforcerCompilesAndReconciles(t *testing.T) {
 	case <-enf.kick:
 	default:
 		t.Error("policy changes did not kick the enforcer")
+	}
+}
+
+func TestMergeAllows(t *testing.T) {
+	a := []enforce.Allow{
+		{Set: "g_a", Proto: 6, PortFirst: 80, PortLast: 80, Peers: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}},
+		{Set: "g_b", Proto: 6, PortFirst: 80, PortLast: 80, Peers: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/32"), netip.MustParsePrefix("10.0.0.1/32")}},
+		{Set: "g_a", Proto: 17, PortFirst: 53, PortLast: 53, Peers: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}},
+	}
+	got := merge("in", a)
+	if len(got) != 2 || len(got[0].Peers) != 2 || got[0].Set != "in_6_80_80" || got[1].Proto != 17 {
+		t.Fatalf("merge = %+v", got)
 	}
 }
