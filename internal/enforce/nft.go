@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -46,12 +47,36 @@ func conn(path string, inode uint64) (*nftables.Conn, func(), error) {
 			return nil, nil, fmt.Errorf("%s has inode %d, want %d: %w", path, st.Ino, inode, ErrNetNSChanged)
 		}
 	}
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)), nftables.WithSockOptions(bigSendBuffer))
 	if err != nil {
 		ns.Close()
 		return nil, nil, fmt.Errorf("nftables in %s: %w", path, err)
 	}
 	return c, func() { ns.Close() }, nil
+}
+
+// sendBuffer sizes the netlink socket's buffers: a plan is one batch, and the kernel
+// refuses a message larger than the send buffer ("message too long") and drops
+// acknowledgements that do not fit the receive buffer ("no buffer space"); thousands of
+// rules need megabytes, beyond the default limits (net.core.[wr]mem_max), hence the
+// FORCE options (root).
+const sendBuffer = 64 << 20
+
+func bigSendBuffer(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		// The kernel acknowledges every message of the batch: the answers need room too.
+		serr = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sendBuffer))
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 // Apply installs p in its workload's namespace, replacing any table an earlier Apply

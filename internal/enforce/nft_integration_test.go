@@ -326,3 +326,23 @@ func TestApplyThousandPeers(t *testing.T) {
 	}
 	eventually(t, "A among 1,000 peers connects", p, connects)
 }
+
+// TestApplyThousandsOfRules applies a plan of 2,000 port rules (4,000 with both
+// families): one batch, larger than the default netlink send buffer allows.
+func TestApplyThousandsOfRules(t *testing.T) {
+	p := newPair(t)
+	t.Cleanup(func() { _ = Remove(p.pathB()) })
+	pl := plan(p, netip.MustParsePrefix(addrA+"/32"))
+	for i := range 2000 {
+		pl.Ingress = append(pl.Ingress, Allow{Set: "many", Peers: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
+			Proto: 6, PortFirst: uint16(20000 + i), PortLast: uint16(20000 + i)})
+	}
+	start := time.Now()
+	if err := Apply(pl); err != nil {
+		t.Fatalf("Apply of 2,000 rules: %v", err)
+	}
+	t.Logf("Apply of %d ingress rules took %v", len(pl.Ingress), time.Since(start))
+	if n := tablesIn(t, p.pathB()); n != 1 {
+		t.Fatalf("%d vigil tables, want 1", n)
+	}
+}
