@@ -8,8 +8,8 @@ import (
 	"syscall"
 
 	"github.com/google/nftables"
-	"github.com/mdlayher/netlink"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
