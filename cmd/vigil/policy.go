@@ -184,10 +184,7 @@ func newEventsCommand(g *globals) *cobra.Command {
 		Short: "List events: policy violations, compliance changes (--follow to keep watching)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, err := g.clientFor(output)
 			if err != nil {
 				return err
 			}
@@ -266,10 +263,7 @@ func newPolicyCommand(g *globals) *cobra.Command {
 		Short: "List what the recorded flows would have met under another mode: what would break",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, err := g.clientFor(output)
 			if err != nil {
 				return err
 			}

@@ -32,6 +32,14 @@ func (g *globals) client() (*api.Client, error) {
 	return api.NewClient(g.server, tok)
 }
 
+// clientFor checks the -o value of a table-or-JSON command, then builds its client.
+func (g *globals) clientFor(output string) (*api.Client, error) {
+	if err := checkOutput(output); err != nil {
+		return nil, err
+	}
+	return g.client()
+}
+
 func checkOutput(o string) error {
 	switch o {
 	case "table", "json":
@@ -58,10 +66,7 @@ func newWorkloadsCommand(g *globals) *cobra.Command {
 		Short:   "List the workloads on the host, or describe one",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, err := g.clientFor(output)
 			if err != nil {
 				return err
 			}
@@ -146,10 +151,7 @@ func newGroupsCommand(g *globals) *cobra.Command {
 		Short: "List the groups and their member workloads",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, err := g.clientFor(output)
 			if err != nil {
 				return err
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/audit"
@@ -83,14 +82,10 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid event type %q", typ))
 		return
 	}
-	limit := defaultFlowLimit
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > maxFlowLimit {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid limit %q: want 1 to %d", l, maxFlowLimit))
-			return
-		}
-		limit = n
+	limit, err := queryLimit(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	writeJSON(w, http.StatusOK, s.events.List(typ, limit))
 }

@@ -82,16 +82,26 @@ func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	limit := defaultFlowLimit
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > maxFlowLimit {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid limit %q: want 1 to %d", l, maxFlowLimit))
-			return
-		}
-		limit = n
+	limit, err := queryLimit(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	writeJSON(w, http.StatusOK, s.flows.List(f, limit))
+}
+
+// queryLimit reads the limit parameter of a list endpoint: 1 to maxFlowLimit, default
+// defaultFlowLimit.
+func queryLimit(r *http.Request) (int, error) {
+	l := r.URL.Query().Get("limit")
+	if l == "" {
+		return defaultFlowLimit, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > maxFlowLimit {
+		return 0, fmt.Errorf("invalid limit %q: want 1 to %d", l, maxFlowLimit)
+	}
+	return n, nil
 }
 
 // streamFlows sends flow events as server-sent events ("event: flow", the JSON of a

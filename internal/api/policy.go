@@ -161,13 +161,22 @@ func statusOf(err error) int {
 
 var ruleIDPattern = regexp.MustCompile(`^[a-z]-[0-9a-f]{8,64}$`)
 
+// ruleID reads the rule id of the path, answering 400 when it is not one.
+func ruleID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !ruleIDPattern.MatchString(id) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid rule id %q", id))
+		return "", false
+	}
+	return id, true
+}
+
 func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request) {
 	if !checkQuery(w, r) {
 		return
 	}
-	id := r.PathValue("id")
-	if !ruleIDPattern.MatchString(id) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid rule id %q", id))
+	id, ok := ruleID(w, r)
+	if !ok {
 		return
 	}
 	if err := s.policy.DeleteRule(id); err != nil {
@@ -181,9 +190,8 @@ func (s *Server) promoteRule(w http.ResponseWriter, r *http.Request) {
 	if !checkQuery(w, r) {
 		return
 	}
-	id := r.PathValue("id")
-	if !ruleIDPattern.MatchString(id) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid rule id %q", id))
+	id, ok := ruleID(w, r)
+	if !ok {
 		return
 	}
 	rule, err := s.policy.Promote(id)

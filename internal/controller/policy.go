@@ -149,9 +149,8 @@ func (e *PolicyEngine) side(ev *policy.Evaluator, ep flow.Endpoint) (name string
 	return name, groups, mode
 }
 
-// Judge decides a flow's verdict and writes it on r.
-func (e *PolicyEngine) Judge(r *flow.Record) {
-	ev := e.eval.Load()
+// conn describes a flow record as the evaluator ev judges it.
+func (e *PolicyEngine) conn(ev *policy.Evaluator, r *flow.Record) policy.Conn {
 	c := policy.Conn{Port: r.Server.Port, App: string(r.App)}
 	c.From, c.FromGroups, c.FromMode = e.side(ev, r.Client)
 	c.To, c.ToGroups, c.ToMode = e.side(ev, r.Server)
@@ -161,6 +160,13 @@ func (e *PolicyEngine) Judge(r *flow.Record) {
 	if c.Proto == policy.ProtoICMP || c.Proto == policy.ProtoICMPv6 {
 		c.Port = 0
 	}
+	return c
+}
+
+// Judge decides a flow's verdict and writes it on r.
+func (e *PolicyEngine) Judge(r *flow.Record) {
+	ev := e.eval.Load()
+	c := e.conn(ev, r)
 	v := ev.Evaluate(c)
 	ev.Count(v, r.LastSeen)
 	r.Verdict, r.RuleID = v.Action.String(), v.RuleID
@@ -229,13 +235,7 @@ func (e *PolicyEngine) Followup(r *flow.Record) {
 	if (r.Verdict != "violate" && r.Verdict != "deny") || r.Client.Process == nil {
 		return
 	}
-	ev := e.eval.Load()
-	c := policy.Conn{Port: r.Server.Port, App: string(r.App)}
-	c.From, _, _ = e.side(ev, r.Client)
-	c.To, _, _ = e.side(ev, r.Server)
-	if r.Proto == "icmp" || r.Proto == "icmpv6" {
-		c.Port = 0
-	}
+	c := e.conn(e.eval.Load(), r)
 	key := violationKey(&c, r, r.Verdict)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -541,15 +541,7 @@ func (e *PolicyEngine) Simulate(records []flow.Record, mode policy.Mode, groups 
 	var order []key
 	for i := range records {
 		r := &records[i]
-		c := policy.Conn{Port: r.Server.Port, App: string(r.App)}
-		c.From, c.FromGroups, c.FromMode = e.side(ev, r.Client)
-		c.To, c.ToGroups, c.ToMode = e.side(ev, r.Server)
-		if pr, err := policy.ParseProto(r.Proto); err == nil {
-			c.Proto = pr
-		}
-		if c.Proto == policy.ProtoICMP || c.Proto == policy.ProtoICMPv6 {
-			c.Port = 0
-		}
+		c := e.conn(ev, r)
 		v := ev.Evaluate(c)
 		if v.Action != policy.ActionDeny && v.Action != policy.ActionViolate {
 			continue
