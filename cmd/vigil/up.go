@@ -44,8 +44,19 @@ type upOptions struct {
 // nftKernel applies enforcement plans with nftables.
 type nftKernel struct{}
 
-func (nftKernel) Apply(p enforce.Plan) error { return enforce.Apply(p) }
-func (nftKernel) Remove(netns string) error  { return enforce.Remove(netns) }
+func (nftKernel) Apply(p enforce.Plan) error                { return enforce.Apply(p) }
+func (nftKernel) Remove(netns string) error                 { return enforce.Remove(netns) }
+func (nftKernel) CutDisallowed(p enforce.Plan) (int, error) { return enforce.CutDisallowed(p) }
+func (nftKernel) ListenDenied(ctx context.Context, netns string, fn func(enforce.Denied)) error {
+	return enforce.ListenDenied(ctx, netns, fn)
+}
+func (nftKernel) Reset(netns string, inode uint64, local, remote netip.AddrPort) error {
+	err := procmon.DestroySocket(procmon.NetNSRef{Path: netns, Inode: inode}, local, remote)
+	if errors.Is(err, procmon.ErrNoSuchSocket) {
+		return fmt.Errorf("%w: %w", controller.ErrNoConnection, err)
+	}
+	return err
+}
 
 // socketOwners adapts procmon's socket lookup to what the agent asks.
 type socketOwners struct{ *procmon.SocketOwners }
@@ -174,6 +185,8 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	flows.SetJudge(engine)
 	enf := controller.NewEnforcer(engine, reg.List, nftKernel{}, log)
 	engine.SetOnChange(enf.Kick)
+	engine.SetReset(enf.Reset)
+	enf.OnDenied(func(d enforce.Denied) { engine.Denied(d, ag.Endpoint) })
 	srv.SetPolicy(engine)
 	auditor := controller.NewAuditor(func(ctx context.Context) (audit.Report, error) {
 		env, err := audit.LoadEnv(ctx, rt.Client(), "/", "/proc")

@@ -122,3 +122,11 @@ func sortByFirstSeen(rs []flow.Record) {
 		return int(a.ID) - int(b.ID)
 	})
 }
+
+// Endpoint classifies one end of a connection as the flow path does: a workload, the
+// host, an external address (named by the DNS answers workloads received) or an
+// internal one. The enforcer's deny log uses it for connections capture never sees.
+func (a *Agent) Endpoint(ap netip.AddrPort) flow.Endpoint {
+	ep, _ := a.idx.Load().endpoint(ap, a.names, a.now)
+	return ep
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/enforce"
+	"github.com/vigil-sec/vigil/internal/flow"
 	"github.com/vigil-sec/vigil/internal/policy"
 	"github.com/vigil-sec/vigil/internal/workload"
 )
@@ -22,6 +24,14 @@ import (
 type Kernel interface {
 	Apply(p enforce.Plan) error
 	Remove(netns string) error
+	// CutDisallowed ends the tracked connections p does not permit (enforce.CutDisallowed).
+	CutDisallowed(p enforce.Plan) (int, error)
+	// ListenDenied calls fn with each packet the table in netns rejects and logs, until
+	// ctx ends (enforce.ListenDenied).
+	ListenDenied(ctx context.Context, netns string, fn func(enforce.Denied)) error
+	// Reset aborts the TCP connection from local to remote in the namespace at netns,
+	// whose inode is inode (procmon.DestroySocket).
+	Reset(netns string, inode uint64, local, remote netip.AddrPort) error
 }
 
 // Enforcer makes the policy the law for workloads in Protect mode: for each it compiles an
@@ -37,19 +47,32 @@ type Enforcer struct {
 	log       *slog.Logger
 	kick      chan struct{}
 
-	mu      sync.Mutex
-	applied map[string]applied // by workload ID
+	mu       sync.Mutex
+	applied  map[string]applied // by workload ID
+	ctx      context.Context    // Run's; the deny listeners' parent
+	onDenied func(enforce.Denied)
+	wg       sync.WaitGroup // deny listeners
 }
 
 type applied struct {
-	netns string
-	hash  [32]byte
+	netns  string
+	inode  uint64
+	hash   [32]byte
+	listen context.CancelFunc // the deny listener, nil when the plan does not log
+}
+
+// OnDenied has fn called with every packet a protected workload's table rejects and
+// logs. Call it before Run.
+func (e *Enforcer) OnDenied(fn func(enforce.Denied)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.onDenied = fn
 }
 
 // NewEnforcer returns an enforcer; Run starts it.
 func NewEnforcer(engine *PolicyEngine, workloads func() []workload.Workload, kernel Kernel, log *slog.Logger) *Enforcer {
 	return &Enforcer{engine: engine, workloads: workloads, kernel: kernel, log: log,
-		kick: make(chan struct{}, 1), applied: map[string]applied{}}
+		kick: make(chan struct{}, 1), applied: map[string]applied{}, ctx: context.Background()}
 }
 
 // Kick asks for a reconciliation soon; it never blocks.
@@ -64,6 +87,11 @@ func (e *Enforcer) Kick() {
 func (e *Enforcer) Run(ctx context.Context, failOpen bool) error {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
+	e.mu.Lock()
+	e.ctx = ctx
+	e.mu.Unlock()
+	// The listeners end with ctx.
+	defer e.wg.Wait()
 	e.Reconcile()
 	for {
 		select {
@@ -83,6 +111,7 @@ func (e *Enforcer) removeAll() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for id, a := range e.applied {
+		a.stopListening()
 		if err := e.kernel.Remove(a.netns); err != nil {
 			e.log.Warn("remove enforcement", "workload", id, "err", err)
 		}
@@ -99,6 +128,7 @@ func (e *Enforcer) Reconcile() {
 	defer e.mu.Unlock()
 	for id, a := range e.applied {
 		if _, ok := plans[id]; !ok {
+			a.stopListening()
 			if err := e.kernel.Remove(a.netns); err != nil {
 				e.log.Debug("remove enforcement", "workload", id, "err", err)
 			}
@@ -116,9 +146,82 @@ func (e *Enforcer) Reconcile() {
 			e.log.Warn("apply enforcement", "workload", p.Workload, "err", err)
 			continue
 		}
-		e.applied[id] = applied{netns: p.NetNS, hash: h}
-		e.log.Info("enforcement applied", "workload", p.Workload, "ingress", len(p.Ingress), "egress", len(p.Egress))
+		// Connections opened before, that the plan no longer permits, end now: the
+		// table accepts established traffic before it looks at peers.
+		cut, err := e.kernel.CutDisallowed(p)
+		if err != nil {
+			e.log.Warn("cut connections no longer allowed", "workload", p.Workload, "err", err)
+		}
+		prev := e.applied[id]
+		a := applied{netns: p.NetNS, inode: p.Inode, hash: h, listen: prev.listen}
+		if prev.netns != p.NetNS || !p.Log {
+			prev.stopListening()
+			a.listen = nil
+		}
+		if a.listen == nil && p.Log {
+			a.listen = e.listen(id, p.NetNS)
+		}
+		e.applied[id] = a
+		e.log.Info("enforcement applied", "workload", p.Workload, "ingress", len(p.Ingress), "egress", len(p.Egress), "connections_cut", cut)
 	}
+}
+
+func (a applied) stopListening() {
+	if a.listen != nil {
+		a.listen()
+	}
+}
+
+// listen follows the deny log of the namespace at netns until the returned function is
+// called or Run ends. Called with e.mu held.
+func (e *Enforcer) listen(id, netns string) context.CancelFunc {
+	ctx, cancel := context.WithCancel(e.ctx)
+	fn := e.onDenied
+	if fn == nil {
+		fn = func(enforce.Denied) {}
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		for {
+			err := e.kernel.ListenDenied(ctx, netns, fn)
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, enforce.ErrNoNetNS) {
+				return // the workload has gone; the next reconcile lifts its plan
+			}
+			e.log.Warn("deny log", "workload", id, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return cancel
+}
+
+// Reset aborts a connection whose end is a protected workload, from that workload's
+// namespace (the server's when both are protected). It tells whether such an end was
+// found.
+func (e *Enforcer) Reset(r flow.Record) (bool, error) {
+	if r.Proto != "tcp" {
+		return false, nil
+	}
+	client := netip.AddrPortFrom(r.Client.IP, r.Client.Port)
+	server := netip.AddrPortFrom(r.Server.IP, r.Server.Port)
+	e.mu.Lock()
+	srv, srvOK := e.applied[r.Server.Workload]
+	cli, cliOK := e.applied[r.Client.Workload]
+	e.mu.Unlock()
+	switch {
+	case r.Server.Workload != "" && srvOK:
+		return true, e.kernel.Reset(srv.netns, srv.inode, server, client)
+	case r.Client.Workload != "" && cliOK:
+		return true, e.kernel.Reset(cli.netns, cli.inode, client, server)
+	}
+	return false, nil
 }
 
 // Compile returns the plan of every container in Protect mode, by workload ID.
@@ -179,6 +282,9 @@ func (e *Enforcer) Compile(ws []workload.Workload) map[string]enforce.Plan {
 			continue
 		}
 		p := enforce.Plan{Workload: w.Name, NetNS: w.NetNS.Path, Inode: w.NetNS.Inode, Log: true}
+		for _, a := range w.IPs {
+			p.Addrs = append(p.Addrs, a.Unmap())
+		}
 		for _, r := range pol.Rules {
 			if r.Action != policy.ActionAllow {
 				continue // deny is what a protected workload gets by default

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -16,9 +17,23 @@ type fakeKernel struct {
 	applied map[string]enforce.Plan
 	removed []string
 	applies int
+	cuts    []string
+	resets  []string
 }
 
 func (k *fakeKernel) Apply(p enforce.Plan) error { k.applied[p.NetNS] = p; k.applies++; return nil }
+func (k *fakeKernel) CutDisallowed(p enforce.Plan) (int, error) {
+	k.cuts = append(k.cuts, p.NetNS)
+	return 0, nil
+}
+func (k *fakeKernel) ListenDenied(ctx context.Context, ns string, fn func(enforce.Denied)) error {
+	<-ctx.Done()
+	return nil
+}
+func (k *fakeKernel) Reset(ns string, inode uint64, local, remote netip.AddrPort) error {
+	k.resets = append(k.resets, ns+" "+local.String()+" "+remote.String())
+	return nil
+}
 func (k *fakeKernel) Remove(ns string) error {
 	delete(k.applied, ns)
 	k.removed = append(k.removed, ns)

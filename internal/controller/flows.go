@@ -31,6 +31,9 @@ type Flows struct {
 type Judge interface {
 	Judge(r *flow.Record)
 	Followup(r *flow.Record)
+	// Rejudge judges again a flow allowed provisionally, once DPI has named its
+	// application.
+	Rejudge(r *flow.Record)
 }
 
 // SetJudge has every flow judged (its verdict and rule written on it) when it is first
@@ -59,6 +62,9 @@ func (c *Flows) ReportFlows(events []flow.Event) {
 			r.Verdict, r.RuleID = prev.Verdict, prev.RuleID
 			if c.judge != nil && prev.Client.Process == nil && r.Client.Process != nil {
 				c.judge.Followup(&r)
+			}
+			if c.judge != nil && prev.App == "" && r.App != "" && r.Verdict == "allow" {
+				c.judge.Rejudge(&r)
 			}
 		case c.judge != nil:
 			c.judge.Judge(&r)

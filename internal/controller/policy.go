@@ -52,7 +52,9 @@ type PolicyEngine struct {
 	pol      policy.Policy // user and imported rules, groups, default mode; learned rules live in learner
 	learner  *policy.Learner
 	viol     map[string]uint64 // violation key -> event ID
-	onChange func()            // called (without blocking) after each new evaluator
+	denied   map[fiveTuple]deniedTuple
+	reset    func(flow.Record) (bool, error)
+	onChange func() // called (without blocking) after each new evaluator
 	// For auto-promotion: when each group was first seen in a flow, and when a rule was
 	// last learned for it.
 	firstSeen   map[string]time.Time
@@ -72,7 +74,7 @@ func NewPolicyEngine(p policy.Policy, store PolicyStore, events *Events, subject
 	p.Rules = slices.Clone(p.Rules) // SetLearned filters in place: keep the caller's slice intact
 	p.Groups = slices.Clone(p.Groups)
 	p.SetLearned(nil)
-	e := &PolicyEngine{store: store, events: events, log: log, subjects: subjects, pol: p, learner: learner, viol: map[string]uint64{},
+	e := &PolicyEngine{store: store, events: events, log: log, subjects: subjects, pol: p, learner: learner, viol: map[string]uint64{}, denied: map[fiveTuple]deniedTuple{},
 		firstSeen: map[string]time.Time{}, lastLearned: map[string]time.Time{}}
 	if err := e.compileLocked(); err != nil {
 		return nil, err
@@ -168,6 +170,14 @@ func (e *PolicyEngine) Judge(r *flow.Record) {
 	ev := e.eval.Load()
 	c := e.conn(ev, r)
 	v := ev.Evaluate(c)
+	if (v.Action == policy.ActionViolate || v.Action == policy.ActionDeny) && r.App == "" && r.Proto == "tcp" {
+		// DPI has not seen the application yet: a rule naming applications covers the
+		// connection provisionally, and Rejudge decides when the application is known.
+		c.AppPending = true
+		if pv := ev.Evaluate(c); pv.Action == policy.ActionAllow {
+			v = pv
+		}
+	}
 	ev.Count(v, r.LastSeen)
 	r.Verdict, r.RuleID = v.Action.String(), v.RuleID
 	e.seen(c.From, c.To, r.FirstSeen)
@@ -179,7 +189,12 @@ func (e *PolicyEngine) Judge(r *flow.Record) {
 			e.learn(c, r.LastSeen)
 		}
 	case policy.ActionViolate, policy.ActionDeny:
-		e.violation(c, v, r)
+		id := e.violation(c, v, r, seenByCapture)
+		if v.Action == policy.ActionDeny && r.App != "" {
+			// It carried payload, so the table let it through: its application is not
+			// the one the rule allows, or it was open before the table.
+			e.resetAsync(r, id)
+		}
 	}
 }
 
@@ -248,13 +263,47 @@ func (e *PolicyEngine) Followup(r *flow.Record) {
 	}
 }
 
-// violation raises, or adds to, the event for an unmatched connection.
-func (e *PolicyEngine) violation(c policy.Conn, v policy.Verdict, r *flow.Record) {
+// violation raises, or adds to, the event for an unmatched connection seen by source.
+func (e *PolicyEngine) violation(c policy.Conn, v policy.Verdict, r *flow.Record, source string) uint64 {
+	return e.violationWith(c, v, r, source, nil)
+}
+
+// violationWith is violation with extra details for a new event. It returns the ID of
+// the event raised or added to.
+func (e *PolicyEngine) violationWith(c policy.Conn, v policy.Verdict, r *flow.Record, source string, extra map[string]any) uint64 {
 	port := strconv.Itoa(int(c.Port))
 	key := violationKey(&c, r, v.Action.String())
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var tuple fiveTuple
+	if v.Action == policy.ActionDeny {
+		tuple = tupleOf(r)
+		if d, ok := e.denied[tuple]; ok && r.FirstSeen.Sub(d.at).Abs() < denyMemory {
+			// The other source already counted this connection: say it saw it too.
+			e.events.Update(d.event, func(ev *Event) {
+				ev.Detail["seen_by"] = addSource(ev.Detail["seen_by"], source)
+				if old, ok := ev.Detail["client"].(flow.Endpoint); ok && old.Process == nil && r.Client.Process != nil {
+					ev.Detail["client"] = r.Client
+				}
+			})
+			return d.event
+		}
+	}
+	remember := func(id uint64) {
+		if v.Action != policy.ActionDeny {
+			return
+		}
+		if len(e.denied) >= 4096 {
+			for t, d := range e.denied {
+				if r.FirstSeen.Sub(d.at) > denyMemory || len(e.denied) >= 8192 {
+					delete(e.denied, t)
+				}
+			}
+		}
+		e.denied[tuple] = deniedTuple{at: r.FirstSeen, event: id}
+	}
 	if id, ok := e.viol[key]; ok && e.events.Update(id, func(ev *Event) {
+		ev.Detail["seen_by"] = addSource(ev.Detail["seen_by"], source)
 		ev.Detail["count"] = count(ev.Detail["count"]) + 1
 		ev.Detail["last_seen"] = r.LastSeen
 		ev.Detail["last_flow"] = r.ID
@@ -263,7 +312,8 @@ func (e *PolicyEngine) violation(c policy.Conn, v policy.Verdict, r *flow.Record
 			ev.Detail["client"] = r.Client
 		}
 	}) {
-		return
+		remember(id)
+		return id
 	}
 	sev := "warning"
 	if v.Action == policy.ActionDeny {
@@ -273,7 +323,7 @@ func (e *PolicyEngine) violation(c policy.Conn, v policy.Verdict, r *flow.Record
 	if c.Port == 0 {
 		what = r.Proto
 	}
-	ev := e.events.Add(Event{
+	evt := Event{
 		Time:     r.FirstSeen,
 		Type:     "violation",
 		Severity: sev,
@@ -283,13 +333,40 @@ func (e *PolicyEngine) violation(c policy.Conn, v policy.Verdict, r *flow.Record
 			"from": c.From, "to": c.To, "proto": r.Proto, "port": c.Port, "app": string(r.App),
 			"client": r.Client, "server": r.Server,
 			"count": 1, "first_seen": r.FirstSeen, "last_seen": r.LastSeen, "first_flow": r.ID, "last_flow": r.ID,
+			"seen_by": []string{source},
 		},
-	})
+	}
+	for k, x := range extra {
+		evt.Detail[k] = x
+	}
+	ev := e.events.Add(evt)
+	remember(ev.ID)
 	e.viol[key] = ev.ID
 	if len(e.viol) > e.events.max {
 		clear(e.viol) // the events they point to have been dropped anyway
 		e.viol[key] = ev.ID
 	}
+	return ev.ID
+}
+
+// addSource adds source to the list of sources of an event's detail (a []string in
+// memory, []any once reloaded from the store).
+func addSource(list any, source string) []string {
+	var out []string
+	switch l := list.(type) {
+	case []string:
+		out = l
+	case []any:
+		for _, x := range l {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+	}
+	if !slices.Contains(out, source) {
+		out = append(slices.Clone(out), source)
+	}
+	return out
 }
 
 func endpointLabel(ep flow.Endpoint, name string) string {

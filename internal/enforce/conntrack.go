@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"syscall"
 
 	"github.com/mdlayher/netlink"
@@ -78,4 +79,64 @@ func Cut(netnsPath string, local netip.Addr, localPort uint16, proto uint8, keep
 		n++
 	}
 	return n, nil
+}
+
+// CutDisallowed deletes the conntrack entries, in p's namespace, of the connections p
+// does not permit (Plan.Permits), and returns how many it deleted. Which end opened a
+// connection is told by p.Addrs: an entry whose original source is one of them was
+// opened by the workload. Entries of loopback traffic and those that name none of the
+// workload's addresses are left alone.
+//
+// Like Cut, it must run after the Apply that installed p: the next packet of a cut
+// connection is then new to the table, which resets it.
+func CutDisallowed(p Plan) (int, error) {
+	if len(p.Addrs) == 0 {
+		return 0, nil
+	}
+	ns, err := openNetNS(p.NetNS)
+	if err != nil {
+		return 0, err
+	}
+	defer ns.Close()
+	c, err := conntrack.Dial(&netlink.Config{NetNS: int(ns)})
+	if err != nil {
+		return 0, fmt.Errorf("conntrack in %s: %w", p.NetNS, err)
+	}
+	defer c.Close()
+	flows, err := c.Dump(nil)
+	if err != nil {
+		return 0, fmt.Errorf("dump conntrack in %s: %w", p.NetNS, err)
+	}
+	n := 0
+	for _, f := range flows {
+		if !disallowed(p, f.TupleOrig) {
+			continue
+		}
+		if err := c.Delete(f); err != nil {
+			if errors.Is(err, syscall.ENOENT) {
+				continue
+			}
+			o := f.TupleOrig
+			return n, fmt.Errorf("delete conntrack entry %v:%d -> %v:%d in %s: %w",
+				o.IP.SourceAddress, o.Proto.SourcePort, o.IP.DestinationAddress, o.Proto.DestinationPort, p.NetNS, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// disallowed tells whether the connection whose original tuple is o is one p no
+// longer permits.
+func disallowed(p Plan, o conntrack.Tuple) bool {
+	src, dst := o.IP.SourceAddress.Unmap(), o.IP.DestinationAddress.Unmap()
+	if src.IsLoopback() || dst.IsLoopback() {
+		return false
+	}
+	switch {
+	case slices.Contains(p.Addrs, dst):
+		return !p.Permits(true, src, o.Proto.Protocol, o.Proto.DestinationPort)
+	case slices.Contains(p.Addrs, src):
+		return !p.Permits(false, dst, o.Proto.Protocol, o.Proto.DestinationPort)
+	}
+	return false
 }

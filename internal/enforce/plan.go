@@ -23,7 +23,10 @@ type Plan struct {
 	// Inode is the namespace's inode as the caller resolved it; when non-zero, Apply
 	// refuses a namespace at NetNS with another inode (the process died, its PID was
 	// reused).
-	Inode   uint64
+	Inode uint64
+	// Addrs are the workload's own addresses. They tell, in the connection tracking
+	// table, which connections the workload accepted and which it opened (CutDisallowed).
+	Addrs   []netip.Addr
 	Ingress []Allow
 	Egress  []Allow
 	// Log sends a rate-limited sample of rejected packets to NFLOG group NFLogGroup.
@@ -87,6 +90,35 @@ func (p Plan) validate() error {
 		}
 	}
 	return nil
+}
+
+// Permits tells whether p lets a new connection through: when ingress, one from peer
+// to the workload's port; else one from the workload to peer's port. It answers as the
+// table's allow rules do (loopback is always allowed; a peer matches an allow when one
+// of the allow's prefixes contains it).
+func (p Plan) Permits(ingress bool, peer netip.Addr, proto uint8, port uint16) bool {
+	peer = peer.Unmap()
+	if peer.IsLoopback() {
+		return true
+	}
+	allows := p.Egress
+	if ingress {
+		allows = p.Ingress
+	}
+	for _, a := range allows {
+		if a.Proto != 0 && a.Proto != proto {
+			continue
+		}
+		if a.PortLast != 0 && (port < a.PortFirst || port > a.PortLast) {
+			continue
+		}
+		for _, pr := range a.Peers {
+			if pr = netip.PrefixFrom(pr.Addr().Unmap(), pr.Bits()-unmapShift(pr)); pr.Contains(peer) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // peerSets gathers the members of every set the plan names, in order of first use.

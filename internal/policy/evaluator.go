@@ -22,6 +22,10 @@ type Conn struct {
 	Proto                Proto
 	Port                 uint16 // the server's port; the client's never matters
 	App                  string // as DPI identified it; "" or AppUnknown when it did not
+	// AppPending says DPI has not decided yet (App is ""): allow rules naming
+	// applications match provisionally (deny rules naming applications do not), and the
+	// connection is judged again once App is known.
+	AppPending bool
 	// FromMode and ToMode are the ends' modes (Evaluator.ModeOf). An end without a mode
 	// of its own, such as an external address, is ModeDiscover, so the other end decides.
 	FromMode, ToMode Mode
@@ -266,6 +270,7 @@ func (e *Evaluator) compareItems(a, b item) int {
 func (e *Evaluator) Evaluate(c Conn) Verdict {
 	key := uint32(c.Proto)<<16 | uint32(c.Port)
 	known := c.App != "" && c.App != AppUnknown
+	pending := c.AppPending && c.App == ""
 	best, bestTier := int32(-1), numTiers
 
 	fromExt := strings.HasPrefix(c.From, "external:")
@@ -280,7 +285,7 @@ func (e *Evaluator) Evaluate(c Conn) Verdict {
 				continue
 			}
 			for t := 0; t < bestTier; t++ {
-				if r := e.match(p.tiers[t], key, c.App, known); r >= 0 {
+				if r := e.match(p.tiers[t], key, c.App, known, pending && t != tierDeny); r >= 0 {
 					best, bestTier = r, t
 					break
 				}
@@ -330,8 +335,9 @@ func b2i(b bool) int {
 	return 0
 }
 
-// match returns the first rule of segs that covers key and accepts app, or -1.
-func (e *Evaluator) match(segs []segment, key uint32, app string, known bool) int32 {
+// match returns the first rule of segs that covers key and accepts app (every app while
+// it is pending), or -1.
+func (e *Evaluator) match(segs []segment, key uint32, app string, known, pending bool) int32 {
 	lo, hi := 0, len(segs)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -346,7 +352,7 @@ func (e *Evaluator) match(segs []segment, key uint32, app string, known bool) in
 	}
 	for _, r := range e.cand[segs[lo].first:segs[lo].end] {
 		apps := e.rules[r].Apps
-		if len(apps) == 0 || (known && slices.Contains(apps, app)) {
+		if len(apps) == 0 || pending || (known && slices.Contains(apps, app)) {
 			return r
 		}
 	}

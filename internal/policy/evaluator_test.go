@@ -130,6 +130,10 @@ func TestEvaluateRules(t *testing.T) {
 		{"unmanaged address", Conn{From: "address:10.0.0.9", To: "vigil.api", Proto: ProtoTCP, Port: 9100}, allow, "addr-metrics", ReasonLearnedRule},
 		{"unknown groups", Conn{From: "vigil.x", To: "vigil.y", Proto: ProtoTCP, Port: 1, FromMode: ModeMonitor}, violate, "", ReasonMonitor},
 		{"no groups at all", Conn{Proto: ProtoTCP, Port: 1}, learn, "", ReasonDiscover},
+		{"app pending: app rule allows provisionally", Conn{From: "vigil.web", To: "vigil.db", Proto: ProtoTCP, Port: 5432, AppPending: true, ToMode: ModeProtect}, allow, "learn-db", ReasonLearnedRule},
+		{"app pending: known app decides", Conn{From: "vigil.web", To: "vigil.db", Proto: ProtoTCP, Port: 5432, App: "http", AppPending: true, ToMode: ModeProtect}, deny, "", ReasonProtect},
+		{"app pending: unknown app decides", Conn{From: "vigil.web", To: "vigil.db", Proto: ProtoTCP, Port: 5432, App: AppUnknown, AppPending: true, ToMode: ModeProtect}, deny, "", ReasonProtect},
+		{"app pending: a plain deny rule still denies", Conn{From: "vigil.web", To: "vigil.cache", Proto: ProtoTCP, Port: 6379, AppPending: true}, deny, "cache-deny", ReasonDenyRule},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -333,5 +337,20 @@ func TestCompileInvalid(t *testing.T) {
 	p := &Policy{Rules: []Rule{{ID: "x"}}}
 	if _, err := p.Compile(); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Compile = %v", err)
+	}
+}
+
+func TestEvaluateAppPendingDenyRule(t *testing.T) {
+	e := compile(t, &Policy{DefaultMode: ModeMonitor, Rules: []Rule{
+		rule(t, "no-http", "vigil.web", "vigil.db", "tcp/5432", "deny", "user", "http"),
+		rule(t, "pg", "vigil.web", "vigil.db", "tcp/5432", "allow", "user", "postgresql"),
+	}})
+	c := Conn{From: "vigil.web", To: "vigil.db", Proto: ProtoTCP, Port: 5432, AppPending: true}
+	if v := e.Evaluate(c); v.Action != ActionAllow || v.RuleID != "pg" {
+		t.Errorf("pending: %+v, want the allow rule provisionally, not the app deny rule", v)
+	}
+	c.App = "http"
+	if v := e.Evaluate(c); v.Action != ActionDeny || v.RuleID != "no-http" {
+		t.Errorf("http: %+v, want the deny rule", v)
 	}
 }

@@ -95,7 +95,11 @@ func TestProtect(t *testing.T) {
 		}
 		for _, ev := range evs {
 			cl, _ := ev.Detail["client"].(map[string]any)
-			if ev.Detail["verdict"] == "deny" && cl["workload"] == intruder.ID && ev.Detail["to"] == "vigil.db" {
+			// Refused on its way into db: seen by capture and logged by db's table,
+			// counted once.
+			seen := fmt.Sprint(ev.Detail["seen_by"])
+			if ev.Detail["verdict"] == "deny" && cl["workload"] == intruder.ID && ev.Detail["to"] == "vigil.db" &&
+				strings.Contains(seen, "capture") && strings.Contains(seen, "kernel") {
 				return true, ""
 			}
 		}
@@ -128,5 +132,111 @@ func TestProtect(t *testing.T) {
 	}
 	if ok, _, out := connect(d, intruder, dbIP); !ok {
 		t.Errorf("the intruder is still blocked after cleanup: %s", out)
+	}
+}
+
+// TestProtectConnections covers what the table alone cannot do: cutting a connection
+// that was open before its rule was withdrawn, reporting refusals capture never sees
+// (a protected workload's own outgoing attempts), and resetting a connection the table let
+// through whose application is not the one its rule allows.
+func TestProtectConnections(t *testing.T) {
+	d := testenv.NewDocker(t)
+	d.EnsureImage(t)
+	net := d.Network(t, "")
+	v := startVigil(t)
+	ctx := context.Background()
+
+	db := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "db"},
+		Cmd: []string{"sh", "-c", "nc -ll -p 9000 -e cat & nc -ll -p 6379 -e cat & exec sleep 3600"}})
+	web := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "web"}})
+	dbIP, webIP := d.IP(t, db.ID), d.IP(t, web.ID)
+	waitCaptured(t, v, db, web)
+
+	// A long-lived connection, learned in Discover mode.
+	ended := make(chan time.Time, 1)
+	go func() {
+		d.ExecResult(web.ID, "sh", "-c", "(while true; do echo ping; sleep 0.2; done) | nc "+dbIP+" 9000")
+		ended <- time.Now()
+	}()
+	var ruleID string
+	eventually(t, 10*time.Second, "web's long-lived connection to be learned", func() (bool, string) {
+		p, err := v.Client.Policy(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, r := range p.Rules {
+			if r.From == "vigil.web" && r.To == "vigil.db" && len(r.Ports) == 1 && r.Ports[0].First == 9000 {
+				ruleID = r.ID
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("rules %+v", p.Rules)
+	})
+	runCLI(t, v, "rule", "add", "--from", "vigil.web", "--to", "vigil.db", "--ports", "tcp/6379", "--apps", "redis")
+	runCLI(t, v, "mode", "vigil.db", "protect")
+	dbPID := d.Inspect(t, db.ID).State.Pid
+	eventually(t, 2*time.Second, "db's table", func() (bool, string) {
+		return vigilTables(t, dbPID) == 1, "no table yet"
+	})
+
+	// db's own attempt to reach web, which no rule allows, is refused inside db's
+	// namespace: only the table's log knows of it.
+	if out, code, _ := d.ExecResult(db.ID, "nc", "-w", "2", webIP, "80"); code == 0 {
+		t.Errorf("db reached web:80 under protect: %s", out)
+	}
+	eventually(t, 5*time.Second, "a deny event for db's outgoing attempt, from the kernel", func() (bool, string) {
+		evs, err := v.Client.Events(ctx, url.Values{"type": {"violation"}})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, ev := range evs {
+			seen, _ := ev.Detail["seen_by"].([]any)
+			if ev.Detail["verdict"] == "deny" && ev.Detail["from"] == "vigil.db" && ev.Detail["to"] == "vigil.web" &&
+				fmt.Sprint(ev.Detail["port"]) == "80" && fmt.Sprint(seen) == "[kernel]" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", evs)
+	})
+
+	// HTTP on the port the rule gives to redis: the table lets it in, DPI names it, and
+	// Vigil resets it.
+	start := time.Now()
+	out, _, _ := d.ExecResult(web.ID, "sh", "-c", "(printf 'GET / HTTP/1.1\\r\\nHost: db\\r\\n\\r\\n'; sleep 10) | nc "+dbIP+" 6379")
+	took := time.Since(start)
+	if took > 5*time.Second {
+		t.Errorf("the HTTP connection on the redis port lasted %v; want it reset", took)
+	}
+	t.Logf("HTTP on the redis port reset after %v (%q)", took, out)
+	eventually(t, 5*time.Second, "a deny event saying the HTTP connection was reset", func() (bool, string) {
+		evs, err := v.Client.Events(ctx, url.Values{"type": {"violation"}})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, ev := range evs {
+			if ev.Detail["verdict"] == "deny" && ev.Detail["app"] == "http" && fmt.Sprint(ev.Detail["port"]) == "6379" && ev.Detail["reset"] == true {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", evs)
+	})
+
+	// The long-lived connection is allowed: it survived the switch. Withdrawing its rule
+	// cuts it.
+	select {
+	case at := <-ended:
+		t.Fatalf("the allowed long-lived connection ended at %v, before its rule was withdrawn", at)
+	default:
+	}
+	runCLI(t, v, "rule", "delete", ruleID)
+	withdrawn := time.Now()
+	select {
+	case at := <-ended:
+		t.Logf("long-lived connection cut %v after its rule was deleted", at.Sub(withdrawn))
+		if at.Sub(withdrawn) > 2*time.Second {
+			t.Errorf("cut after %v, want within 2 s", at.Sub(withdrawn))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection of a withdrawn peer was not cut within 10 s")
 	}
 }
