@@ -32,7 +32,7 @@ test: setup vet lint unit integration
 
 vet:
 	$(GO) vet ./...
-	$(GO) vet -tags integration ./test/... ./internal/audit/ ./internal/enforce/
+	$(GO) vet -tags integration ./test/... ./internal/audit/ ./internal/enforce/ ./internal/procmon/
 
 # staticcheck, pinned, installed into the Go bin dir the first time.
 STATICCHECK_VERSION ?= v0.8.2
@@ -48,7 +48,7 @@ unit:
 
 # As root, against the real Docker daemon; fails (never skips) when something is missing.
 integration:
-	$(GO) test -tags integration -count=1 -timeout 20m ./test/... ./internal/audit/ ./internal/enforce/
+	$(GO) test -tags integration -count=1 -timeout 20m ./test/... ./internal/audit/ ./internal/enforce/ ./internal/procmon/
 
 # Short fuzzing runs of every fuzz target; FUZZTIME=5m for a longer one.
 FUZZTIME ?= 20s

@@ -27,11 +27,24 @@ func DestroySocket(ns NetNSRef, local, remote netip.AddrPort) error {
 	}
 	d := sd.(*netlinkDiag)
 	defer d.close()
+	// Find the connected socket first: for a connection that no longer exists, the
+	// kernel's exact lookup falls back to the listener, which must never be destroyed.
+	// The destroy request then names the socket by its cookie, so that it hits only it.
 	q := diagQuery{proto: protoTCP, local: local, remote: remote}
-	encodeDiagRequest(d.req[:], q, 1)
+	sk, err := d.query(q)
+	if errors.Is(err, errNoSocket) || err == nil && (sk.listening(protoTCP) || !sk.matches(protoTCP, local, remote)) {
+		return fmt.Errorf("%v -> %v in %s: %w", local, remote, ns.Path, ErrNoSuchSocket)
+	}
+	if err != nil {
+		return fmt.Errorf("find socket %v -> %v in %s: %w", local, remote, ns.Path, err)
+	}
+	d.seq++
+	encodeDiagRequest(d.req[:], q, d.seq)
 	ne := binary.NativeEndian
 	ne.PutUint16(d.req[4:], sockDestroy)
 	ne.PutUint16(d.req[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	ne.PutUint32(d.req[nlmsgHdrLen+48:], sk.cookie[0])
+	ne.PutUint32(d.req[nlmsgHdrLen+52:], sk.cookie[1])
 	for {
 		if _, err = unix.Write(d.fd, d.req[:]); err != unix.EINTR {
 			break
@@ -48,7 +61,7 @@ func DestroySocket(ns NetNSRef, local, remote netip.AddrPort) error {
 		if err != nil {
 			return fmt.Errorf("receive SOCK_DESTROY answer in %s: %w", ns.Path, err)
 		}
-		errno, ok := ackErrno(d.buf[:n], 1)
+		errno, ok := ackErrno(d.buf[:n], d.seq)
 		if !ok {
 			continue
 		}

@@ -58,4 +58,11 @@ func TestDestroySocket(t *testing.T) {
 	if err := DestroySocket(ns, local, none); !errors.Is(err, ErrNoSuchSocket) {
 		t.Errorf("DestroySocket of no connection = %v, want ErrNoSuchSocket", err)
 	}
+	// The kernel's lookup falls back to the listener for a connection it does not know:
+	// the listener must have been left alone.
+	again, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("the listener is gone: %v", err)
+	}
+	again.Close()
 }

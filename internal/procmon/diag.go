@@ -169,6 +169,7 @@ type diagSocket struct {
 	local, remote netip.AddrPort
 	uid           uint32
 	inode         uint32
+	cookie        [2]uint32 // the kernel's id of the socket, for a request that must hit only it
 }
 
 // TCP states (include/net/tcp_states.h).
@@ -311,6 +312,7 @@ func parseDiagMsg(b []byte) (diagSocket, error) {
 		return diagSocket{}, fmt.Errorf("inet_diag_msg of family %d", sk.family)
 	}
 	sk.local, sk.remote = netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport)
+	sk.cookie = [2]uint32{ne.Uint32(b[44:]), ne.Uint32(b[48:])}
 	sk.uid = ne.Uint32(b[64:])
 	sk.inode = ne.Uint32(b[68:])
 	return sk, nil
