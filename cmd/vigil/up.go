@@ -185,7 +185,9 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	flows.SetJudge(engine)
 	enf := controller.NewEnforcer(engine, reg.List, nftKernel{}, log)
 	engine.SetOnChange(enf.Kick)
-	engine.SetReset(enf.Reset)
+	engine.SetReset(func(r flow.Record, done func(bool, error)) {
+		enf.Reset(controller.ResetRequest{Flow: r, Done: done})
+	})
 	enf.OnDenied(func(d enforce.Denied) { engine.Denied(d, ag.Endpoint) })
 	srv.SetPolicy(engine)
 	auditor := controller.NewAuditor(func(ctx context.Context) (audit.Report, error) {

@@ -40,7 +40,7 @@ type deniedTuple struct {
 // SetReset gives the engine the way to abort a connection that a protected workload's
 // table let through but the policy refuses once its application is known (see
 // Enforcer.Reset).
-func (e *PolicyEngine) SetReset(reset func(r flow.Record) (bool, error)) {
+func (e *PolicyEngine) SetReset(reset func(r flow.Record, done func(reset bool, err error))) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.reset = reset
@@ -106,10 +106,9 @@ func (e *PolicyEngine) Rejudge(r *flow.Record) {
 // already gone.
 var ErrNoConnection = errors.New("no such connection")
 
-// resetAsync aborts a denied connection that got through the table (it carried payload,
-// so it was established: the table cannot see applications, or the connection predates
-// the table) and notes the outcome on the violation event id. The reset is a netlink
-// round trip in another namespace: it runs off the caller's path.
+// resetAsync asks for a denied TCP connection to be aborted, in case the table let it
+// through (its application or DNS name is not what its rule allows, or it predates the
+// table), and notes a reset on the violation event id. It does not block.
 func (e *PolicyEngine) resetAsync(r *flow.Record, id uint64) {
 	e.mu.Lock()
 	reset := e.reset
@@ -117,17 +116,12 @@ func (e *PolicyEngine) resetAsync(r *flow.Record, id uint64) {
 	if reset == nil || r.Proto != "tcp" {
 		return
 	}
-	rec := *r
-	go func() {
-		ok, err := reset(rec)
-		if errors.Is(err, ErrNoConnection) {
+	reset(*r, func(ok bool, err error) {
+		if errors.Is(err, ErrNoConnection) || err == nil && !ok {
 			return
 		}
 		if err != nil {
-			e.log.Warn("reset connection", "flow", rec.ID, "err", err)
-		}
-		if err == nil && !ok {
-			return
+			e.log.Warn("reset connection", "flow", r.ID, "err", err)
 		}
 		e.events.Update(id, func(ev *Event) {
 			if err != nil {
@@ -136,5 +130,5 @@ func (e *PolicyEngine) resetAsync(r *flow.Record, id uint64) {
 				ev.Detail["reset"] = true
 			}
 		})
-	}()
+	})
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -102,7 +103,7 @@ func TestAppMismatchIsResetInProtect(t *testing.T) {
 		t.Fatal(err)
 	}
 	resets := make(chan flow.Record, 1)
-	e.SetReset(func(r flow.Record) (bool, error) { resets <- r; return true, nil })
+	e.SetReset(func(r flow.Record, done func(bool, error)) { resets <- r; done(true, nil) })
 
 	// Redis: allowed provisionally at birth, confirmed once DPI names it.
 	ok := conn(1, "web-1", "vigil.web", "cache", "vigil.cache", 6379, "", 1)
@@ -167,18 +168,42 @@ func TestEnforcerCutsAndResets(t *testing.T) {
 	if len(k.cuts) != 1 {
 		t.Errorf("cuts %v after an unchanged reconcile", k.cuts)
 	}
-	if ok, err := enf.Reset(r); !ok || err != nil || len(k.resets) != 1 || k.resets[0] != "/proc/db-id/ns/net 172.17.0.3:5432 172.17.0.9:40001" {
-		t.Errorf("Reset = %v, %v; resets %v", ok, err, k.resets)
+	// The table permits web -> db tcp/5432: a connection denied on other grounds (its
+	// application, say) is reset from db's namespace.
+	if ok, err := enf.reset(r); !ok || err != nil || len(k.resets) != 1 || k.resets[0] != "/proc/db-id/ns/net 172.17.0.3:5432 172.17.0.9:40001" {
+		t.Errorf("reset = %v, %v; resets %v", ok, err, k.resets)
+	}
+	// One the table refuses is the kernel's business: nothing to reset.
+	refused := r
+	refused.Server.Port = 22
+	if ok, _ := enf.reset(refused); ok {
+		t.Error("a connection the table refuses was reset")
 	}
 	other := r
 	other.Server.Workload = "nobody"
-	if ok, _ := enf.Reset(other); ok {
-		t.Error("Reset of a connection without a protected end said it found one")
+	if ok, _ := enf.reset(other); ok {
+		t.Error("reset of a connection without a protected end said it found one")
+	}
+	// Queued resets are served by Run.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go enf.Run(ctx, false)
+	done := make(chan bool, 1)
+	if !enf.Reset(ResetRequest{Flow: r, Done: func(ok bool, err error) { done <- ok && err == nil }}) {
+		t.Fatal("reset queue full")
+	}
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Error("queued reset failed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("queued reset not served")
 	}
 }
 
-func TestDenyWithPayloadAtBirthIsReset(t *testing.T) {
-	e, _ := newEngine(t, nil)
+func TestDeniedConnectionsAreHandedToReset(t *testing.T) {
+	e, events := newEngine(t, nil)
 	if _, err := e.AddRule(policy.Rule{From: "vigil.web", To: "vigil.cache", Ports: []policy.PortRange{{Proto: policy.ProtoTCP, First: 6379, Last: 6379}},
 		Apps: []string{"redis"}, Action: policy.ActionAllow}); err != nil {
 		t.Fatal(err)
@@ -186,28 +211,29 @@ func TestDenyWithPayloadAtBirthIsReset(t *testing.T) {
 	if err := e.SetMode("vigil.cache", policy.ModeProtect); err != nil {
 		t.Fatal(err)
 	}
-	resets := make(chan flow.Record, 2)
-	e.SetReset(func(r flow.Record) (bool, error) { resets <- r; return true, nil })
-	// DPI named the application before the first report: judged deny at once, and reset.
+	var asked []uint64
+	e.SetReset(func(r flow.Record, done func(bool, error)) {
+		asked = append(asked, r.ID)
+		done(r.ID == 3, nil) // the enforcer finds only the first let through by a table
+	})
+	// DPI named the application before the first report: judged deny at once.
 	bad := conn(3, "web-1", "vigil.web", "cache", "vigil.cache", 6379, dpi.HTTP, 3)
 	e.Judge(&bad)
-	// A refused SYN carries no payload: nothing to reset.
 	syn := conn(4, "web-1", "vigil.web", "cache", "vigil.cache", 6380, "", 4)
 	e.Judge(&syn)
-	if bad.Verdict != "deny" || syn.Verdict != "deny" {
-		t.Fatalf("verdicts %q %q, want deny", bad.Verdict, syn.Verdict)
+	udp := conn(5, "web-1", "vigil.web", "cache", "vigil.cache", 53, "", 5)
+	udp.Proto = "udp"
+	e.Judge(&udp)
+	if bad.Verdict != "deny" || syn.Verdict != "deny" || udp.Verdict != "deny" {
+		t.Fatalf("verdicts %q %q %q, want deny", bad.Verdict, syn.Verdict, udp.Verdict)
 	}
-	select {
-	case r := <-resets:
-		if r.ID != bad.ID {
-			t.Fatalf("reset flow %d, want %d", r.ID, bad.ID)
+	if !slices.Equal(asked, []uint64{3, 4}) {
+		t.Errorf("resets asked for flows %v, want the TCP ones, 3 and 4", asked)
+	}
+	for _, ev := range denyEvents(t, events) {
+		want := ev.Detail["port"] == uint16(6379)
+		if got := ev.Detail["reset"] == true; got != want {
+			t.Errorf("event on port %v: reset %v, want %v", ev.Detail["port"], got, want)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the connection was not reset")
-	}
-	select {
-	case r := <-resets:
-		t.Errorf("flow %d without payload was reset", r.ID)
-	case <-time.After(100 * time.Millisecond):
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/enforce"
@@ -52,12 +53,16 @@ type Enforcer struct {
 	ctx      context.Context    // Run's; the deny listeners' parent
 	onDenied func(enforce.Denied)
 	wg       sync.WaitGroup // deny listeners
+
+	resets        chan ResetRequest
+	resetsDropped atomic.Uint64
 }
 
 type applied struct {
 	netns  string
 	inode  uint64
 	hash   [32]byte
+	plan   enforce.Plan
 	listen context.CancelFunc // the deny listener, nil when the plan does not log
 }
 
@@ -72,7 +77,8 @@ func (e *Enforcer) OnDenied(fn func(enforce.Denied)) {
 // NewEnforcer returns an enforcer; Run starts it.
 func NewEnforcer(engine *PolicyEngine, workloads func() []workload.Workload, kernel Kernel, log *slog.Logger) *Enforcer {
 	return &Enforcer{engine: engine, workloads: workloads, kernel: kernel, log: log,
-		kick: make(chan struct{}, 1), applied: map[string]applied{}, ctx: context.Background()}
+		kick: make(chan struct{}, 1), applied: map[string]applied{}, ctx: context.Background(),
+		resets: make(chan ResetRequest, resetQueue)}
 }
 
 // Kick asks for a reconciliation soon; it never blocks.
@@ -90,8 +96,13 @@ func (e *Enforcer) Run(ctx context.Context, failOpen bool) error {
 	e.mu.Lock()
 	e.ctx = ctx
 	e.mu.Unlock()
-	// The listeners end with ctx.
+	// The listeners and the reset worker end with ctx.
 	defer e.wg.Wait()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.runResets(ctx)
+	}()
 	e.Reconcile()
 	for {
 		select {
@@ -153,7 +164,7 @@ func (e *Enforcer) Reconcile() {
 			e.log.Warn("cut connections no longer allowed", "workload", p.Workload, "err", err)
 		}
 		prev := e.applied[id]
-		a := applied{netns: p.NetNS, inode: p.Inode, hash: h, listen: prev.listen}
+		a := applied{netns: p.NetNS, inode: p.Inode, hash: h, plan: p, listen: prev.listen}
 		if prev.netns != p.NetNS || !p.Log {
 			prev.stopListening()
 			a.listen = nil
@@ -202,27 +213,71 @@ func (e *Enforcer) listen(id, netns string) context.CancelFunc {
 	return cancel
 }
 
-// Reset aborts a connection whose end is a protected workload, from that workload's
-// namespace (the server's when both are protected). It tells whether such an end was
-// found.
-func (e *Enforcer) Reset(r flow.Record) (bool, error) {
+// ResetRequest asks for a denied connection to be aborted; Done, when set, is told the
+// outcome: whether a protected end's table had let the connection through (only those
+// are reset), and the error of the reset.
+type ResetRequest struct {
+	Flow flow.Record
+	Done func(reset bool, err error)
+}
+
+// resetQueue bounds the resets waiting for the worker; under a flood of denied
+// connections the excess is dropped (and counted), and those are the kernel's to refuse.
+const resetQueue = 256
+
+// Reset queues a denied connection to be aborted, without blocking. It is reset only when
+// one of its ends is a protected workload whose table let it through: the table sees
+// peers and ports, not applications or DNS names, so a connection the policy refuses on
+// those grounds gets in and must be cut from outside. It reports false when the queue
+// is full.
+func (e *Enforcer) Reset(req ResetRequest) bool {
+	select {
+	case e.resets <- req:
+		return true
+	default:
+		e.resetsDropped.Add(1)
+		return false
+	}
+}
+
+// runResets serves the reset queue until ctx ends.
+func (e *Enforcer) runResets(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-e.resets:
+			ok, err := e.reset(req.Flow)
+			if req.Done != nil {
+				req.Done(ok, err)
+			}
+		}
+	}
+}
+
+// reset aborts r from the namespace of its protected end (the server's when both are)
+// if that end's table permits it, and tells whether it did.
+func (e *Enforcer) reset(r flow.Record) (bool, error) {
 	if r.Proto != "tcp" {
 		return false, nil
 	}
-	client := netip.AddrPortFrom(r.Client.IP, r.Client.Port)
-	server := netip.AddrPortFrom(r.Server.IP, r.Server.Port)
+	client := netip.AddrPortFrom(r.Client.IP.Unmap(), r.Client.Port)
+	server := netip.AddrPortFrom(r.Server.IP.Unmap(), r.Server.Port)
 	e.mu.Lock()
 	srv, srvOK := e.applied[r.Server.Workload]
 	cli, cliOK := e.applied[r.Client.Workload]
 	e.mu.Unlock()
 	switch {
-	case r.Server.Workload != "" && srvOK:
+	case r.Server.Workload != "" && srvOK && srv.plan.Permits(true, client.Addr(), 6, server.Port()):
 		return true, e.kernel.Reset(srv.netns, srv.inode, server, client)
-	case r.Client.Workload != "" && cliOK:
+	case r.Client.Workload != "" && cliOK && cli.plan.Permits(false, server.Addr(), 6, server.Port()):
 		return true, e.kernel.Reset(cli.netns, cli.inode, client, server)
 	}
 	return false, nil
 }
+
+// ResetsDropped counts the resets dropped because the queue was full.
+func (e *Enforcer) ResetsDropped() uint64 { return e.resetsDropped.Load() }
 
 // Compile returns the plan of every container in Protect mode, by workload ID.
 func (e *Enforcer) Compile(ws []workload.Workload) map[string]enforce.Plan {

@@ -53,7 +53,7 @@ type PolicyEngine struct {
 	learner  *policy.Learner
 	viol     map[string]uint64 // violation key -> event ID
 	denied   map[fiveTuple]deniedTuple
-	reset    func(flow.Record) (bool, error)
+	reset    func(flow.Record, func(bool, error))
 	onChange func() // called (without blocking) after each new evaluator
 	// For auto-promotion: when each group was first seen in a flow, and when a rule was
 	// last learned for it.
@@ -190,9 +190,7 @@ func (e *PolicyEngine) Judge(r *flow.Record) {
 		}
 	case policy.ActionViolate, policy.ActionDeny:
 		id := e.violation(c, v, r, seenByCapture)
-		if v.Action == policy.ActionDeny && r.App != "" {
-			// It carried payload, so the table let it through: its application is not
-			// the one the rule allows, or it was open before the table.
+		if v.Action == policy.ActionDeny {
 			e.resetAsync(r, id)
 		}
 	}
