@@ -32,7 +32,7 @@ test: setup vet lint unit integration
 
 vet:
 	$(GO) vet ./...
-	$(GO) vet -tags integration ./test/... ./internal/audit/ ./internal/enforce/ ./internal/procmon/
+	$(GO) vet -tags integration ./test/... ./internal/audit/ ./internal/enforce/ ./internal/procmon/ ./internal/scan/inventory/
 
 # staticcheck, pinned, installed into the Go bin dir the first time.
 STATICCHECK_VERSION ?= v0.8.2
@@ -47,8 +47,8 @@ unit:
 	CGO_ENABLED=1 $(GO) test -count=1 -race ./...
 
 # As root, against the real Docker daemon; fails (never skips) when something is missing.
-integration:
-	$(GO) test -tags integration -count=1 -timeout 20m ./test/... ./internal/audit/ ./internal/enforce/ ./internal/procmon/
+integration: web
+	$(GO) test -tags integration -count=1 -timeout 20m ./test/... ./internal/audit/ ./internal/enforce/ ./internal/procmon/ ./internal/scan/inventory/
 
 # Short fuzzing runs of every fuzz target; FUZZTIME=5m for a longer one.
 FUZZTIME ?= 20s

@@ -1,0 +1,22 @@
+# -*- encoding: utf-8 -*-
+# stub: rake 13.0.6 ruby lib
+
+Gem::Specification.new do |s|
+  s.name = "rake".freeze
+  s.version = "13.0.6"
+
+  s.required_rubygems_version = Gem::Requirement.new(">= 1.3.2".freeze) if s.respond_to? :required_rubygems_version=
+  s.metadata = { "bug_tracker_uri" => "https://github.com/ruby/rake/issues", "source_code_uri" => "https://github.com/ruby/rake/tree/v13.0.6" } if s.respond_to? :metadata=
+  s.require_paths = ["lib".freeze]
+  s.authors = ["Hiroshi SHIBATA".freeze, "Eric Hodel".freeze, "Jim Weirich".freeze]
+  s.bindir = "exe".freeze
+  s.date = "2021-07-09"
+  s.executables = ["rake".freeze]
+  s.homepage = "https://github.com/ruby/rake".freeze
+  s.licenses = ["MIT".freeze]
+  s.required_ruby_version = Gem::Requirement.new(">= 2.2".freeze)
+  s.rubygems_version = "3.3.5".freeze
+  s.summary = "Rake is a Make-like program implemented in Ruby".freeze
+
+  s.installed_by_version = "3.3.5" if s.respond_to? :installed_by_version
+end
