@@ -87,6 +87,7 @@ Start the server on a Docker host with 'vigil up' (as root); the other commands 
 		newEventsCommand(g),
 		newPolicyCommand(g),
 		newGroupCommand(g),
+		newDBCommand(g),
 		newCleanupCommand(g),
 		newVersionCommand(g),
 	)
