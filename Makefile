@@ -10,14 +10,22 @@ BIN     := bin/vigil
 PREFIX  ?= /usr/local
 ARGS    ?=
 
-.PHONY: all setup build install run test vet lint unit integration fuzz clean
+.PHONY: all setup web webtest build install run test vet lint unit integration fuzz clean
 
 all: build
 
 setup:
 	@bash scripts/setup.sh
 
-build:
+# The web console: npm ci installs the locked dependencies, npm run build type-checks and
+# bundles them into web/dist/app, which go:embed puts into the binary (see web/doc.go).
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+webtest: web
+	cd web && npm test
+
+build: web
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(BIN) ./cmd/vigil
 
 install: build
@@ -28,7 +36,7 @@ install: build
 run: setup install
 	exec $(PREFIX)/bin/vigil up $(ARGS)
 
-test: setup vet lint unit integration
+test: setup vet lint unit webtest integration
 
 vet:
 	$(GO) vet ./...
@@ -60,4 +68,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin
+	rm -rf bin web/dist/app

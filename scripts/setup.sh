@@ -20,6 +20,9 @@ declare -A need=(
 	[git]=git
 	[make]=make
 	[gcc]=gcc
+	[node]=nodejs    # the web console's build (npm ci && npm run build in web/)
+	[npm]=npm
+	[chromium]=chromium # the console's browser tests
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -36,6 +39,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install ${missing[*]} failed"
 fi
+
+nodever=$(node -p 'process.versions.node.split(".")[0]')
+[ "$nodever" -ge 18 ] || die "Node.js $(node --version) is too old: the web console's build needs 18 or newer"
 
 export PATH=/usr/local/go/bin:$PATH
 command -v go >/dev/null 2>&1 || die "Go is not installed: install Go 1.26 or newer to /usr/local/go"

@@ -90,6 +90,7 @@ Start the server on a Docker host with 'vigil up' (as root); the other commands 
 		newDBCommand(g),
 		newCleanupCommand(g),
 		newVersionCommand(g),
+		newConsoleCommand(g),
 	)
 	return root
 }

@@ -36,6 +36,7 @@ type Server struct {
 	version   string
 	log       *slog.Logger
 	started   time.Time
+	console   *consoleAuth // the web console's login codes and sessions
 }
 
 // NewServer returns a server over w that accepts token, which must be a well-formed Vigil
@@ -44,7 +45,7 @@ func NewServer(w Workloads, token, version string, log *slog.Logger) (*Server, e
 	if err := checkToken(token); err != nil {
 		return nil, fmt.Errorf("api server: %w", err)
 	}
-	return &Server{workloads: w, token: token, version: version, log: log, started: time.Now()}, nil
+	return &Server{workloads: w, token: token, version: version, log: log, started: time.Now(), console: newConsoleAuth()}, nil
 }
 
 // Health is the body of GET /api/v1/health.
@@ -91,11 +92,13 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("/api/v1/events", s.auth(methods{http.MethodGet: s.listEvents}))
 		mux.Handle("/api/v1/events/stream", s.auth(methods{http.MethodGet: s.streamEvents}))
 	}
+	s.consoleRoutes(mux)
 	// Anything else is unknown, but only an authenticated caller learns which paths exist.
 	notFound := s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
 	}))
-	mux.Handle("/", notFound)
+	// The web console's page and assets are served to anyone: they hold no data.
+	mux.Handle("/", s.consolePages(notFound))
 	return s.logRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// ServeMux would redirect a path that is not in canonical form (//x, /a/../b) with
 		// an HTML body before any check; such paths name no endpoint.
@@ -136,6 +139,16 @@ func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
+		if h == "" {
+			// The web console's browsers authenticate with a session cookie instead.
+			if ok, code, msg := s.sessionOf(r); ok {
+				next.ServeHTTP(w, r)
+				return
+			} else if code != 0 {
+				writeError(w, code, msg)
+				return
+			}
+		}
 		scheme, tok, ok := strings.Cut(h, " ")
 		if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || !tokenEqual(strings.TrimSpace(tok), s.token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)

@@ -298,7 +298,6 @@ var authenticatedTargets = []string{
 	"/api/v1/groups",
 	"/api/v1/groups/vigil.web",
 	"/api/v1/groups/nope",
-	"/",
 	"/api",
 	"/api/v1",
 	"/api/v1/",
@@ -375,7 +374,6 @@ func TestAuthAccepts(t *testing.T) {
 // which paths exist is only told to those allowed to use them.
 func TestUnknownPath(t *testing.T) {
 	targets := []string{
-		"/",
 		"/api",
 		"/api/v1",
 		"/api/v1/",
@@ -793,6 +791,9 @@ func FuzzServerRequest(f *testing.F) {
 		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
+		if rec.Header().Get("Content-Security-Policy") != "" {
+			return // the web console's page or an asset, served to anyone (console_test.go)
+		}
 
 		authorized := strings.Contains(auth, testToken)
 		if rec.Code/100 == 3 {
