@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +79,9 @@ type ringEntry struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	dead     atomic.Bool // capture stopped on an error: reopen at the next reconcile
+	// filtered is the set of senders the ring's kernel filter drops (guarded by Agent.mu).
+	filtered   [][6]byte
+	filteredOK bool
 }
 
 type lookup struct {
@@ -221,6 +226,34 @@ func (a *Agent) reconcile(ctx context.Context) {
 		a.rings[ifindex] = e
 		go a.capture(rctx, e)
 		a.log.Debug("capture attached", "iface", w.iface.Name, "ifindex", ifindex, "workload", w.workload)
+	}
+	a.filterDuplicatesLocked()
+}
+
+// filterDuplicatesLocked has the kernel drop, on each ring, the frames that another ring
+// captures already: those sent by another captured workload. Frames of a workload whose
+// ring is not running are kept, so that every frame is captured once. The user-space
+// check in capture stays for what slips through (a ring's filter is updated after the
+// new ring opens; senders past capture.MaxDropSenders).
+func (a *Agent) filterDuplicatesLocked() {
+	var macs [][6]byte
+	for _, e := range a.rings {
+		if e.mac != ([6]byte{}) && !e.dead.Load() {
+			macs = append(macs, e.mac)
+		}
+	}
+	slices.SortFunc(macs, func(x, y [6]byte) int { return bytes.Compare(x[:], y[:]) })
+	macs = slices.Compact(macs)
+	for _, e := range a.rings {
+		if e.mac == ([6]byte{}) || (slices.Equal(e.filtered, macs) && e.filteredOK) {
+			continue
+		}
+		if err := e.ring.SetDropSenders(e.mac, macs); err != nil {
+			a.log.Debug("capture filter", "iface", e.iface.Name, "err", err)
+			e.filteredOK = false
+			continue
+		}
+		e.filtered, e.filteredOK = macs, true
 	}
 }
 

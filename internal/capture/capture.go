@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/afpacket"
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,6 +80,7 @@ const pollInterval = 100 * time.Millisecond
 // Stats and Close are safe from any goroutine.
 type Ring struct {
 	iface   string
+	snapLen int
 	tp      *afpacket.TPacket
 	packets atomic.Uint64
 	drops   atomic.Uint64
@@ -107,7 +107,7 @@ func OpenRing(iface string, cfg RingConfig) (*Ring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open AF_PACKET ring on %s: %w", iface, err)
 	}
-	snap, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: uint32(cfg.SnapLen)}})
+	snap, err := filterProgram(cfg.SnapLen, [6]byte{}, nil)
 	if err == nil {
 		err = tp.SetBPF(snap)
 	}
@@ -115,7 +115,7 @@ func OpenRing(iface string, cfg RingConfig) (*Ring, error) {
 		tp.Close()
 		return nil, fmt.Errorf("set snap length on %s: %w", iface, err)
 	}
-	return &Ring{iface: iface, tp: tp}, nil
+	return &Ring{iface: iface, tp: tp, snapLen: cfg.SnapLen}, nil
 }
 
 // Interface names the ring's interface.
