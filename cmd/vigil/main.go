@@ -87,6 +87,8 @@ Start the server on a Docker host with 'vigil up' (as root); the other commands 
 		newEventsCommand(g),
 		newPolicyCommand(g),
 		newGroupCommand(g),
+		newProcessesCommand(g),
+		newProfileCommand(g),
 		newDBCommand(g),
 		newCleanupCommand(g),
 		newVersionCommand(g),

@@ -307,7 +307,9 @@ func newPolicyCommand(g *globals) *cobra.Command {
 			var out []byte
 			switch format {
 			case "yaml":
-				out, err = export.MarshalYAML(p)
+				if out, err = export.MarshalYAML(p); err == nil {
+					out, err = appendProcessProfiles(cmd.Context(), c, out)
+				}
 			case "networkpolicy":
 				out, err = export.NetworkPolicies(p, namespace)
 			case "cilium":

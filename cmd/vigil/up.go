@@ -198,6 +198,11 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 		return audit.Run(ctx, env, audit.Filter{}), nil
 	}, events, o.auditInterval, log)
 	srv.SetAudit(auditor, events)
+	procsec, err := newProcessSecurity(db, events, engine, log)
+	if err != nil {
+		return err
+	}
+	srv.SetProcesses(procsec.engine)
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -231,6 +236,7 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	grp.Go(func() error { return engine.RunAutoPromote(ctx, o.autoPromote) })
 	grp.Go(func() error { return events.RunFlush(ctx) })
 	grp.Go(func() error { return enf.Run(ctx, o.failOpen) })
+	procsec.start(ctx, grp, reg)
 	grp.Go(func() error {
 		// Workloads coming and going change the peer sets and who is protected.
 		sub := reg.Subscribe(1024)

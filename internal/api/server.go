@@ -32,6 +32,7 @@ type Server struct {
 	auditor   Auditor
 	events    EventLog
 	policy    Policy
+	processes Processes
 	token     string
 	version   string
 	log       *slog.Logger
@@ -92,6 +93,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("/api/v1/events", s.auth(methods{http.MethodGet: s.listEvents}))
 		mux.Handle("/api/v1/events/stream", s.auth(methods{http.MethodGet: s.streamEvents}))
 	}
+	s.processRoutes(mux)
 	s.consoleRoutes(mux)
 	// Anything else is unknown, but only an authenticated caller learns which paths exist.
 	notFound := s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

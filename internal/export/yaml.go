@@ -408,6 +408,10 @@ func (r *reader) document(data []byte) policy.Policy {
 		r.syntax(err)
 		return policy.Policy{}
 	default:
+		// The one document that may follow: the process profiles an export writes.
+		if r.profilesDocument(dec, &next) {
+			break
+		}
 		at := &next
 		if len(next.Content) > 0 {
 			at = next.Content[0]

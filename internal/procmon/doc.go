@@ -29,4 +29,22 @@
 //   - The /proc work of misses has a CPU budget (5% of one CPU, shared fairly among
 //     namespaces). A lookup over it returns false at once rather than wait;
 //     Stats.ScansLimited counts them.
+//
+// Its second job is process security. [Monitor] follows every process on the host from
+// the kernel's process events connector (fork, exec, uid/gid change, exit; one netlink
+// socket with a 32 MiB receive buffer, losses counted from the gaps in each CPU's
+// sequence numbers) after a scan of /proc, and keeps the process tree: parent, command
+// line, executable, real and effective IDs, start time and container (from the cgroup
+// path, v1 and v2). [Detector] judges each exec and uid change: privilege escalation,
+// suspicious tools, reverse shells, shells started by services and binary drift.
+// [Profile] is the set of programs a group runs.
+//
+// Traps of the process side:
+//   - Each exec is read from /proc when its event arrives. A program that exits within
+//     about a millisecond can be gone by then, all the more on a loaded host: it is in
+//     no observation, and MonitorStats.Unread counts it. What a process was between two
+//     reads (a setuid helper that execs a shell at once) may be seen only as what it
+//     became.
+//   - The connector sees the host's PID namespace only from the host's network
+//     namespace: Vigil must run in both.
 package procmon
