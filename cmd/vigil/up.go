@@ -39,6 +39,7 @@ type upOptions struct {
 	eventsMax     int
 	eventsMaxAge  time.Duration
 	failOpen      bool
+	vulnDB        string
 }
 
 // nftKernel applies enforcement plans with nftables.
@@ -95,6 +96,7 @@ commands read it from there. Stop with Ctrl-C or SIGTERM.`,
 	f.IntVar(&o.maxFlows, "max-flows", 262144, "bound of the flow table (split over 64 shards); past it the least recently active flow of a shard is evicted")
 	f.IntVar(&o.flowHistory, "flow-history", 20000, "how many ended flows the API keeps")
 	f.BoolVar(&o.failOpen, "fail-open", false, "remove every enforcement table when vigil up stops (by default the kernel keeps enforcing: fail static)")
+	o.vulnFlags(f)
 	f.IntVar(&o.eventsMax, "events-max", 10000, "how many events are kept")
 	f.DurationVar(&o.eventsMaxAge, "events-max-age", 30*24*time.Hour, "events older than this are dropped")
 	f.DurationVar(&o.autoPromote, "auto-promote", 0, "move a group from discover to monitor once it has learned nothing new for this long (e.g. 72h); 0: never")
@@ -198,6 +200,11 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 		return audit.Run(ctx, env, audit.Filter{}), nil
 	}, events, o.auditInterval, log)
 	srv.SetAudit(auditor, events)
+	vulns, err := newServerVulns(o, db, reg.List, log)
+	if err != nil {
+		return err
+	}
+	srv.SetVulnerabilities(vulns)
 	procsec, err := newProcessSecurity(db, events, engine, log)
 	if err != nil {
 		return err
@@ -233,6 +240,7 @@ func runUp(ctx context.Context, o *upOptions, log *slog.Logger) error {
 	grp.Go(func() error { return reg.Run(ctx) })
 	grp.Go(func() error { return ag.Run(ctx) })
 	grp.Go(func() error { return auditor.Run(ctx) })
+	grp.Go(func() error { return vulns.Run(ctx) })
 	grp.Go(func() error { return engine.RunAutoPromote(ctx, o.autoPromote) })
 	grp.Go(func() error { return events.RunFlush(ctx) })
 	grp.Go(func() error { return enf.Run(ctx, o.failOpen) })

@@ -33,6 +33,7 @@ type Server struct {
 	events    EventLog
 	policy    Policy
 	processes Processes
+	vulns     Vulnerabilities
 	token     string
 	version   string
 	log       *slog.Logger
@@ -94,6 +95,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("/api/v1/events/stream", s.auth(methods{http.MethodGet: s.streamEvents}))
 	}
 	s.processRoutes(mux)
+	s.vulnRoutes(mux)
 	s.consoleRoutes(mux)
 	// Anything else is unknown, but only an authenticated caller learns which paths exist.
 	notFound := s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
