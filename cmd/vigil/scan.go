@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -342,6 +343,9 @@ func (c *childScanner) Scan(ctx context.Context, kind, ref string) (*scan.Report
 	cmd.Stdout = &limitedWriter{w: &stdout, n: maxScanOutput}
 	cmd.Stderr = stderr
 	cmd.WaitDelay = 5 * time.Second
+	// A scan must not outlive a server that is killed (the server runs as root, so the
+	// starting thread is returned to the runtime, not retired, and does not end first).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := startIdle(cmd); err != nil {
 		return nil, fmt.Errorf("start scan of %s %s: %w", kind, ref, err)
 	}
