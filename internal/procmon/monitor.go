@@ -85,15 +85,14 @@ type Monitor struct {
 	mu    sync.RWMutex
 	procs map[int]*ProcessInfo
 
-	conn     atomic.Pointer[connector]
-	running  atomic.Bool
-	forks    atomic.Uint64
-	execs    atomic.Uint64
-	uids     atomic.Uint64
-	exits    atomic.Uint64
-	dropped  atomic.Uint64
-	unread   atomic.Uint64
-	overruns atomic.Uint64
+	conn    atomic.Pointer[connector]
+	running atomic.Bool
+	forks   atomic.Uint64
+	execs   atomic.Uint64
+	uids    atomic.Uint64
+	exits   atomic.Uint64
+	dropped atomic.Uint64
+	unread  atomic.Uint64
 }
 
 // eventRecheck is an internal kind: look at a shell again.

@@ -196,15 +196,6 @@ func (r *procReader) read(pid int, p *ProcessInfo) error {
 	return nil
 }
 
-// ids reads the real and effective user IDs of pid.
-func (r *procReader) ids(pid int) (uid, euid int, ok bool) {
-	b, err := r.file(pid, "status")
-	if err != nil {
-		return 0, 0, false
-	}
-	return parseStatusIDs(b, "Uid:")
-}
-
 // startTicks reads the start time of pid; 0 when it is gone.
 func (r *procReader) startTicks(pid int) uint64 {
 	b, err := r.file(pid, "stat")
