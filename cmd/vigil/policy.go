@@ -216,7 +216,7 @@ func newEventsCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json (with --follow: one JSON event per line)")
-	cmd.Flags().StringVar(&typ, "type", "", "only events of this type: violation, audit.changed")
+	cmd.Flags().StringVar(&typ, "type", "", "only events of this type and its subtypes: violation, process (process.drift, ...), escalation, file, audit.changed")
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many events")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing events as they come (violations are re-printed when their count grows)")
 	return cmd

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -17,6 +18,13 @@ type Event struct {
 	Severity string         `json:"severity"` // info, warning, critical
 	Summary  string         `json:"summary"`
 	Detail   map[string]any `json:"detail,omitempty"`
+}
+
+// TypeMatches tells whether an event of type typ is selected by want: all types when want
+// is empty, else the type itself and its subtypes ("process" selects "process" and
+// "process.drift").
+func TypeMatches(want, typ string) bool {
+	return want == "" || typ == want || strings.HasPrefix(typ, want+".")
 }
 
 // Events keeps the most recent events, bounded in count. It is safe for concurrent use.
@@ -77,7 +85,7 @@ func (s *EventSub) Err() error {
 
 func (e *Events) publishLocked(ev Event) {
 	for s := range e.subs {
-		if s.typ != "" && s.typ != ev.Type {
+		if !TypeMatches(s.typ, ev.Type) {
 			continue
 		}
 		select {
@@ -239,7 +247,7 @@ func (e *Events) List(typ string, limit int) []Event {
 	defer e.mu.Unlock()
 	out := []Event{}
 	for i := len(e.events) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
-		if typ == "" || e.events[i].Type == typ {
+		if TypeMatches(typ, e.events[i].Type) {
 			out = append(out, e.events[i])
 		}
 	}

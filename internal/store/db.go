@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -520,7 +521,7 @@ func (db *DB) Events(typ string, sinceID uint64, limit int) ([]Event, error) {
 			if err := db.decodeEvent(k, v, &ev); err != nil {
 				return err
 			}
-			if typ == "" || ev.Type == typ {
+			if typ == "" || ev.Type == typ || strings.HasPrefix(ev.Type, typ+".") {
 				out = append(out, ev)
 			}
 		}
