@@ -168,8 +168,16 @@ func TestLearnThenMonitor(t *testing.T) {
 	}
 	v2 := startVigil(t)
 	runCLI(t, v2, "policy", "apply", "-f", file)
-	if again := runCLI(t, v2, "policy", "export"); again != exported {
-		t.Errorf("export after apply differs:\n--- first\n%s\n--- second\n%s", exported, again)
+	// The policy document round-trips exactly. The process profiles that follow it are
+	// learned afresh by each server from what runs on this host, so they are compared
+	// only in form.
+	policyDoc := func(s string) string { doc, _, _ := strings.Cut(s, "\n---\n"); return doc }
+	again := runCLI(t, v2, "policy", "export")
+	if policyDoc(again) != policyDoc(exported) {
+		t.Errorf("export after apply differs:\n--- first\n%s\n--- second\n%s", policyDoc(exported), policyDoc(again))
+	}
+	if !strings.Contains(again, "kind: ProcessProfiles") {
+		t.Errorf("export lacks the process profiles:\n%s", again)
 	}
 	broken := strings.Replace(exported, "ports: [tcp/8080", "ports: [tcp/80800", 1)
 	if broken == exported {
