@@ -26,8 +26,11 @@ func newModeCommand(g *globals) *cobra.Command {
 		Use:   "mode [GROUP discover|monitor|protect]",
 		Short: "Show the groups' modes, or set one (--default MODE: the mode of new groups)",
 		Long: `Without arguments, list the default mode and every group's mode. With a group and a
-mode, set it: discover learns what the group does, monitor reports what departs from the
-rules, protect blocks it (once enforcement lands; until then it is reported as denied).`,
+mode, set it, for the group's connections and its processes alike: discover learns what
+the group does (its connections become rules, its programs its process profile), monitor
+reports what departs from them, protect blocks it (connections refused in the kernel by
+an nftables table in each member's namespace, programs outside the profile refused or
+killed) and reports it.`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
