@@ -360,10 +360,25 @@ func newPolicyCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			profiles, err := export.UnmarshalProcessProfiles(data)
+			if err != nil {
+				return err
+			}
 			if err := c.ApplyPolicy(cmd.Context(), controller.PolicyView{DefaultMode: p.DefaultMode, Groups: p.Groups, Rules: p.Rules}); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "applied: %d groups, %d rules, default mode %s\n", len(p.Groups), len(p.Rules), p.DefaultMode)
+			if len(profiles) == 0 {
+				return nil
+			}
+			req := api.ProfilesRequest{}
+			for _, pp := range profiles {
+				req.Profiles = append(req.Profiles, api.ProfileBody{Group: pp.Group, Entries: pp.Entries})
+			}
+			if err := c.ReplaceProfiles(cmd.Context(), req); err != nil {
+				return fmt.Errorf("the policy was applied, its process profiles were not: %w", err)
+			}
+			fmt.Fprintf(g.stdout, "applied: the process profiles of %d groups\n", len(profiles))
 			return nil
 		},
 	}

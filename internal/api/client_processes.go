@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 
 	"github.com/vigil-sec/vigil/internal/controller"
@@ -33,4 +34,9 @@ func (c *Client) Profiles(ctx context.Context) ([]controller.ProfileView, error)
 func (c *Client) ProcessStats(ctx context.Context) (controller.ProcessStats, error) {
 	var out controller.ProcessStats
 	return out, c.get(ctx, "/api/v1/processes/stats", &out)
+}
+
+// ReplaceProfiles replaces the process profiles of the groups it names.
+func (c *Client) ReplaceProfiles(ctx context.Context, req ProfilesRequest) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/profiles", req, nil)
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/vigil-sec/vigil/internal/controller"
+	"github.com/vigil-sec/vigil/internal/procmon"
 	"github.com/vigil-sec/vigil/internal/workload"
 )
 
@@ -15,6 +16,19 @@ type Processes interface {
 	Profile(group string) (controller.ProfileView, bool)
 	Profiles() []controller.ProfileView
 	Stats() controller.ProcessStats
+	ReplaceProfiles(map[string][]procmon.ProfileEntry) error
+}
+
+// ProfilesRequest is the body of PUT /api/v1/profiles: the groups whose profiles are
+// replaced, each with every entry it keeps.
+type ProfilesRequest struct {
+	Profiles []ProfileBody `json:"profiles"`
+}
+
+// ProfileBody is one group's profile in a ProfilesRequest.
+type ProfileBody struct {
+	Group   string                 `json:"group"`
+	Entries []procmon.ProfileEntry `json:"entries"`
 }
 
 // SetProcesses serves the process tree and the process profiles. Call it before Handler.
@@ -27,7 +41,7 @@ func (s *Server) processRoutes(mux *http.ServeMux) {
 	}
 	mux.Handle("/api/v1/processes", s.auth(methods{http.MethodGet: s.listProcesses}))
 	mux.Handle("/api/v1/processes/stats", s.auth(methods{http.MethodGet: s.processStats}))
-	mux.Handle("/api/v1/profiles", s.auth(methods{http.MethodGet: s.listProfiles}))
+	mux.Handle("/api/v1/profiles", s.auth(methods{http.MethodGet: s.listProfiles, http.MethodPut: s.putProfiles}))
 	mux.Handle("/api/v1/profiles/{group}", s.auth(methods{http.MethodGet: s.getProfile}))
 }
 
@@ -66,6 +80,31 @@ func (s *Server) listProcesses(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listProfiles(w http.ResponseWriter, r *http.Request) {
 	if !checkQuery(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, s.processes.Profiles())
+}
+
+// putProfiles replaces the profiles of the groups the body names (vigil policy apply).
+func (s *Server) putProfiles(w http.ResponseWriter, r *http.Request) {
+	if !checkQuery(w, r) {
+		return
+	}
+	var req ProfilesRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	profiles := make(map[string][]procmon.ProfileEntry, len(req.Profiles))
+	for _, p := range req.Profiles {
+		if _, dup := profiles[p.Group]; dup {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("group %q is listed twice", p.Group))
+			return
+		}
+		profiles[p.Group] = nonNil(p.Entries)
+	}
+	if err := s.processes.ReplaceProfiles(profiles); err != nil {
+		writeError(w, statusOf(err), err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, s.processes.Profiles())

@@ -571,6 +571,17 @@ func AddressEndpoint(a netip.Addr) string { return "address:" + a.WithZone("").U
 
 const maxName = 253
 
+// CheckGroupName returns an error wrapping ErrInvalid when s cannot name a group.
+func CheckGroupName(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w group name: empty", ErrInvalid)
+	}
+	if err := checkGroupName(s); err != nil {
+		return fmt.Errorf("%w group name %q: %s", ErrInvalid, s, err)
+	}
+	return nil
+}
+
 func checkGroupName(s string) error {
 	if len(s) > maxName {
 		return fmt.Errorf("a group name has at most %d characters", maxName)

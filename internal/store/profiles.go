@@ -100,3 +100,41 @@ func (db *DB) DeleteProfile(group string) error {
 	}
 	return nil
 }
+
+// ReplaceProfiles makes each named group's profile exactly its entries (an empty list
+// empties it), in one transaction: a crash leaves either every old profile or every new
+// one. Groups not named keep theirs.
+func (db *DB) ReplaceProfiles(profiles map[string][]procmon.ProfileEntry) error {
+	for group := range profiles {
+		if group == "" {
+			return fmt.Errorf("replace process profiles: empty group name")
+		}
+	}
+	err := db.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketProfiles)
+		if err != nil {
+			return err
+		}
+		for group, entries := range profiles {
+			if b.Bucket([]byte(group)) != nil {
+				if err := b.DeleteBucket([]byte(group)); err != nil {
+					return err
+				}
+			}
+			g, err := b.CreateBucket([]byte(group))
+			if err != nil {
+				return err
+			}
+			for i := range entries {
+				if err := putJSON(g, profileKey(&entries[i]), &entries[i]); err != nil {
+					return fmt.Errorf("group %q entry %q: %w", group, entries[i].Exe, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replace process profiles: %w", err)
+	}
+	return nil
+}

@@ -167,7 +167,9 @@ func TestLearnThenMonitor(t *testing.T) {
 		t.Fatal(err)
 	}
 	v2 := startVigil(t)
-	runCLI(t, v2, "policy", "apply", "-f", file)
+	if out := runCLI(t, v2, "policy", "apply", "-f", file); !strings.Contains(out, "applied: the process profiles of") {
+		t.Errorf("apply did not apply the process profiles: %s", out)
+	}
 	// The policy document round-trips exactly. The process profiles that follow it are
 	// learned afresh by each server from what runs on this host, so they are compared
 	// only in form.
