@@ -192,7 +192,7 @@ func TestLearnThenMonitor(t *testing.T) {
 	if err == nil || !strings.Contains(out, file+":") || !strings.Contains(out, "80800") {
 		t.Errorf("applying a broken file: err %v, output:\n%s", err, out)
 	}
-	if again := runCLI(t, v2, "policy", "export"); again != exported {
+	if again := runCLI(t, v2, "policy", "export"); policyDoc(again) != policyDoc(exported) {
 		t.Errorf("a refused apply changed the policy")
 	}
 }
