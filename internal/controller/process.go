@@ -150,12 +150,23 @@ func (e *ProcessEngine) SetMonitor(m *procmon.Monitor) {
 	e.monitor = m
 }
 
+// execNoter is a guard that reports each exec in the containers it watches (the file
+// guard's FAN_OPEN_EXEC notifications).
+type execNoter interface {
+	SetExecNotes(func(procmon.ExecNote))
+}
+
 // SetGuard has every container watched by g, and, when execChecks, the execs of
-// protected containers decided before they run.
+// protected containers decided before they run. When g reports execs and the monitor is
+// set (SetMonitor first), its notes go to the monitor, which judges with them the
+// programs that exit before it can read them.
 func (e *ProcessEngine) SetGuard(g ExecGuard, execChecks bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.guard, e.execChecks = g, execChecks
+	if n, ok := g.(execNoter); ok && e.monitor != nil {
+		n.SetExecNotes(e.monitor.NoteExec)
+	}
 }
 
 // SetWorkloads tells the engine the current workloads (the registry's List).
@@ -243,7 +254,7 @@ func (e *ProcessEngine) Observe(o *procmon.Observation) {
 		e.learn(w.Group, p)
 	case policy.ModeMonitor, policy.ModeProtect:
 		e.mu.RLock()
-		allowed := e.profiles[w.Group].Allows(p.Exe, p.Comm, p.EUID)
+		allowed := allowedBy(e.profiles[w.Group], p)
 		e.mu.RUnlock()
 		if allowed {
 			return
@@ -252,8 +263,23 @@ func (e *ProcessEngine) Observe(o *procmon.Observation) {
 	}
 }
 
+// inferred reports whether a field of p was not read from /proc (the process had gone;
+// ProcessInfo.Inferred).
+func inferred(p *procmon.ProcessInfo, field string) bool { return slices.Contains(p.Inferred, field) }
+
+// allowedBy judges p against a profile with what is known of it: its executable, name
+// and user; for a process gone before it could be read whose name is only guessed from
+// its file (busybox's applets all look like "busybox"), its executable and user (any
+// user when that is unknown too).
+func allowedBy(prof *procmon.Profile, p *procmon.ProcessInfo) bool {
+	if inferred(p, "name") || p.EUID < 0 {
+		return prof.AllowsExeUID(p.Exe, p.EUID)
+	}
+	return prof.Allows(p.Exe, p.Comm, p.EUID)
+}
+
 func (e *ProcessEngine) learn(group string, p *procmon.ProcessInfo) {
-	if runtimeProcess(p) {
+	if runtimeProcess(p) || p.EUID < 0 {
 		return
 	}
 	entry := procmon.ProfileEntry{Exe: procmon.CleanExe(p.Exe), Name: p.Comm, UID: p.EUID, FirstSeen: time.Now().UTC()}
@@ -264,7 +290,10 @@ func (e *ProcessEngine) learn(group string, p *procmon.ProcessInfo) {
 		prof = procmon.NewProfile(nil)
 		e.profiles[group] = prof
 	}
-	if prof.Allows(entry.Exe, entry.Name, entry.UID) {
+	// A guessed name is learned only for an executable the profile does not hold yet
+	// for the user: a wrong name then costs at most one entry, and a known program is not
+	// shadowed by its file's name.
+	if allowedBy(prof, p) {
 		return
 	}
 	if prof.Len() >= maxProfile {
@@ -283,7 +312,10 @@ func (e *ProcessEngine) violation(o *procmon.Observation, w *processWorkload, mo
 	verdict, action, sev := "violate", "reported", "warning"
 	if mode == policy.ModeProtect {
 		verdict, sev = "deny", "critical"
-		if err := procmon.Kill(e.procRoot, p.PID, p.StartTicks); err != nil {
+		if inferred(p, "exe") {
+			// Judged from its exec notification: it had exited before it could be read.
+			action = "exited before it could be stopped"
+		} else if err := procmon.Kill(e.procRoot, p.PID, p.StartTicks); err != nil {
 			e.killFailed.Add(1)
 			action = "kill failed: " + err.Error()
 		} else {
@@ -296,6 +328,9 @@ func (e *ProcessEngine) violation(o *procmon.Observation, w *processWorkload, mo
 	summary := fmt.Sprintf("%s (%s): %s (%s, uid %d) is not in the group's process profile", w.Name, w.Group, p.Comm, p.Exe, p.EUID)
 	if verdict == "deny" {
 		summary += ": " + action
+	}
+	if inferred(p, "exe") {
+		summary += " (seen by its exec notification: " + strings.Join(p.Inferred, ", ") + " not read from /proc)"
 	}
 	e.raise(key, Event{Type: EventProcess, Severity: sev, Summary: summary,
 		Detail: e.detail(o, w, map[string]any{"verdict": verdict, "action": action, "mode": mode.String(),

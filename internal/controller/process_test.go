@@ -102,3 +102,29 @@ func TestProcessEngineEarlyObservations(t *testing.T) {
 		t.Fatalf("early exec not learned: %+v", v)
 	}
 }
+
+// A process gone before it was read is judged with what is known of it: a guessed name
+// (its file's) is not held against it; its executable and user are.
+func TestAllowedByInferred(t *testing.T) {
+	prof := procmon.NewProfile([]procmon.ProfileEntry{{Exe: "/bin/busybox", Name: "sleep", UID: 0}})
+	full := procmon.ProcessInfo{Exe: "/bin/busybox", Comm: "true", EUID: 0}
+	if allowedBy(prof, &full) {
+		t.Error("an applet read whole was allowed by another applet's entry")
+	}
+	guessed := procmon.ProcessInfo{Exe: "/bin/busybox", Comm: "busybox", EUID: 0, Inferred: []string{"exe", "cmdline", "name", "uid"}}
+	if !allowedBy(prof, &guessed) {
+		t.Error("a busybox applet of unknown name was refused although busybox runs as root in the profile")
+	}
+	guessed.EUID = 1000
+	if allowedBy(prof, &guessed) {
+		t.Error("allowed for another user")
+	}
+	guessed.EUID, guessed.Exe = -1, "/usr/bin/nmap"
+	if allowedBy(prof, &guessed) {
+		t.Error("an executable outside the profile was allowed")
+	}
+	guessed.Exe = "/bin/busybox"
+	if !allowedBy(prof, &guessed) {
+		t.Error("unknown user: the executable under any user should do")
+	}
+}

@@ -41,10 +41,22 @@
 //
 // Traps of the process side:
 //   - Each exec is read from /proc when its event arrives. A program that exits within
-//     about a millisecond can be gone by then, all the more on a loaded host: it is in
-//     no observation, and MonitorStats.Unread counts it. What a process was between two
-//     reads (a setuid helper that execs a shell at once) may be seen only as what it
-//     became.
+//     about a millisecond can be gone by then, all the more on a loaded host. In a
+//     container the file guard's exec notifications (FAN_OPEN_EXEC, FileGuard.SetExecNotes
+//     → Monitor.NoteExec) name the file each exec opened, readable after the process
+//     has gone; the monitor pairs them with the connector's execs (execnotes.go) and
+//     judges such an exec with what they give: the executable, the container, the name
+//     read from /proc's stat when it could be, else the file's base name (wrong for
+//     busybox's applets and other links: the profile then matches by executable and
+//     user only), the user IDs inherited from the parent at the fork (a set-user-ID
+//     file's owner as effective user), no command line. ProcessInfo.Inferred lists what
+//     was not read; MonitorStats.Recovered counts these execs. On the host, and when no
+//     notification comes, such an exec is in no observation and MonitorStats.Unread
+//     counts it. The exec connector message carries only the PID (no name: the
+//     connector's comm event is sent for prctl(PR_SET_NAME), not at exec).
+//   - What a process was between two reads (a setuid helper that execs a shell at once)
+//     may be seen only as what it became; in a container the exec notifications give the
+//     earlier program back.
 //   - The connector sees the host's PID namespace only from the host's network
 //     namespace: Vigil must run in both.
 package procmon

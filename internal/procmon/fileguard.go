@@ -14,7 +14,7 @@
 // overlay superblock per container, so it scopes to the container and also covers a
 // bind mount of the root made inside it and dockerd's writes through the host's
 // "merged" directory); every other mount gets a mount mark, since its filesystem (a
-// host volume, tmpfs) may be shared. Three groups:
+// host volume, tmpfs) may be shared. Four groups:
 //   - exec permission (FAN_CLASS_CONTENT, unlimited queue): only for containers given a
 //     decision function;
 //   - writes (FAN_CLOSE_WRITE on the root and the mounts that may hold a sensitive file;
@@ -25,6 +25,11 @@
 //     decoding) since Linux 6.6; on an older kernel these marks fail, are counted in
 //     FileGuardStats.DirMarkErrors, and only writes and execs are reported. fanotify,
 //     not inotify, serves them on this kernel.
+//   - exec notifications (FAN_OPEN_EXEC, FAN_CLASS_NOTIF: never holds an exec), on every
+//     mount, in every watched container, when SetExecNotes gave a receiver: each exec's
+//     PID and file, whose path is read from the event's descriptor even after the
+//     process has exited. The process monitor completes with them the execs of programs
+//     gone before it could read /proc (see fileguard_exec.go and execnotes.go).
 //
 // What the kernel must have: CONFIG_FANOTIFY and CONFIG_FANOTIFY_ACCESS_PERMISSIONS (exec
 // permission events, FAN_OPEN_EXEC_PERM since 5.0), FAN_MARK_FILESYSTEM (4.20),
@@ -152,6 +157,15 @@ type FileGuardStats struct {
 	// unparseable record); DirMarkErrors directory marks refused by the kernel.
 	ReadErrors    uint64 `json:"read_errors"`
 	DirMarkErrors uint64 `json:"dir_mark_errors"`
+	// ExecNotes counts exec notifications passed to the SetExecNotes receiver (one per
+	// execve, a script's interpreter counted apart); ExecNoteLoaders those of an ELF
+	// interpreter opened for the program before it, not passed on; ExecNoteForeign
+	// execs of a container's files by processes outside its PID namespace, not passed
+	// on; ExecNoteOverflows the times the notification queue overflowed (notes lost).
+	ExecNotes         uint64 `json:"exec_notes"`
+	ExecNoteLoaders   uint64 `json:"exec_note_loaders"`
+	ExecNoteForeign   uint64 `json:"exec_note_foreign"`
+	ExecNoteOverflows uint64 `json:"exec_note_overflows"`
 }
 
 // ErrFileGuardClosed is returned by calls on a closed FileGuard.
@@ -183,7 +197,9 @@ type FileGuard struct {
 	timeout time.Duration
 
 	perm, write, dir *fanGroup // perm and dir are nil when the kernel lacks them
+	execn            *fanGroup // exec notifications; nil when the kernel lacks them
 	permErr          error
+	execSink         atomic.Pointer[func(ExecNote)]
 
 	mu      sync.RWMutex
 	watches map[string]*guardWatch
@@ -203,9 +219,10 @@ type FileGuard struct {
 	readers sync.WaitGroup // readers, watchdog, flusher
 	workers sync.WaitGroup
 
-	execChecks, execDenied, execForeign, execUnknown, execInterp atomic.Uint64
-	decideTimeouts, decideBusy, decidePanics, responseErrors     atomic.Uint64
-	fileEvents, overflows, readErrors, dirMarkErrors, lateAnswer atomic.Uint64
+	execChecks, execDenied, execForeign, execUnknown, execInterp   atomic.Uint64
+	decideTimeouts, decideBusy, decidePanics, responseErrors       atomic.Uint64
+	fileEvents, overflows, readErrors, dirMarkErrors, lateAnswer   atomic.Uint64
+	execNotes, execNoteLoaders, execNoteForeign, execNoteOverflows atomic.Uint64
 }
 
 // guardWatch is one watched container.
@@ -226,6 +243,7 @@ type markedMount struct {
 	flags uint // FAN_MARK_MOUNT or FAN_MARK_FILESYSTEM
 	perm  bool
 	write bool
+	exec  bool // marked for exec notifications
 }
 
 type markedDir struct {
@@ -291,6 +309,10 @@ func NewFileGuard(log *slog.Logger) (*FileGuard, error) {
 	} else {
 		g.permErr = fmt.Errorf("%w: %w (is CONFIG_FANOTIFY_ACCESS_PERMISSIONS set?)", ErrExecPermUnsupported, err)
 	}
+	if g.execn, err = openFanGroup("execnote", unix.FAN_CLASS_NOTIF); err != nil {
+		log.Warn("file guard: no exec notifications; programs that exit before /proc is read are not judged", "err", err)
+		g.execn = nil
+	}
 	if g.dir, err = openFanGroup("dir", unix.FAN_CLASS_NOTIF|unix.FAN_REPORT_DFID_NAME); err != nil {
 		log.Warn("file guard: no directory events (FAN_REPORT_DFID_NAME needs Linux 5.9); creations and renames in sensitive directories are not reported", "err", err)
 		g.dir = nil
@@ -302,6 +324,10 @@ func NewFileGuard(log *slog.Logger) (*FileGuard, error) {
 	if g.dir != nil {
 		g.readers.Add(1)
 		go g.readDirs()
+	}
+	if g.execn != nil {
+		g.readers.Add(1)
+		go g.readExecNotes()
 	}
 	if g.perm != nil {
 		g.readers.Add(2)
@@ -349,22 +375,26 @@ func (g *FileGuard) Stats() FileGuardStats {
 	g.mu.RUnlock()
 	sent, dropped := g.agg.counts()
 	return FileGuardStats{
-		Containers:      n,
-		ExecChecks:      g.execChecks.Load(),
-		ExecDenied:      g.execDenied.Load(),
-		ExecForeign:     g.execForeign.Load(),
-		ExecUnknown:     g.execUnknown.Load(),
-		ExecInterpreter: g.execInterp.Load(),
-		DecideTimeouts:  g.decideTimeouts.Load(),
-		DecideBusy:      g.decideBusy.Load(),
-		DecidePanics:    g.decidePanics.Load(),
-		ResponseErrors:  g.responseErrors.Load(),
-		FileEvents:      g.fileEvents.Load(),
-		EventsSent:      sent,
-		EventsDropped:   dropped,
-		Overflows:       g.overflows.Load(),
-		ReadErrors:      g.readErrors.Load(),
-		DirMarkErrors:   g.dirMarkErrors.Load(),
+		Containers:        n,
+		ExecChecks:        g.execChecks.Load(),
+		ExecDenied:        g.execDenied.Load(),
+		ExecForeign:       g.execForeign.Load(),
+		ExecUnknown:       g.execUnknown.Load(),
+		ExecInterpreter:   g.execInterp.Load(),
+		DecideTimeouts:    g.decideTimeouts.Load(),
+		DecideBusy:        g.decideBusy.Load(),
+		DecidePanics:      g.decidePanics.Load(),
+		ResponseErrors:    g.responseErrors.Load(),
+		FileEvents:        g.fileEvents.Load(),
+		EventsSent:        sent,
+		EventsDropped:     dropped,
+		Overflows:         g.overflows.Load(),
+		ReadErrors:        g.readErrors.Load(),
+		DirMarkErrors:     g.dirMarkErrors.Load(),
+		ExecNotes:         g.execNotes.Load(),
+		ExecNoteLoaders:   g.execNoteLoaders.Load(),
+		ExecNoteForeign:   g.execNoteForeign.Load(),
+		ExecNoteOverflows: g.execNoteOverflows.Load(),
 	}
 }
 
@@ -482,11 +512,12 @@ func (g *FileGuard) markMount(w *guardWatch, rootFD int, m mountEntry) error {
 		return fmt.Errorf("mount %s: path leads to mount %d, mountinfo says %d", m.MountPoint, mntID, m.ID)
 	}
 	mm := markedMount{entry: m, id: mntID, dev: dev, flags: unix.FAN_MARK_MOUNT,
-		perm: w.decide != nil, write: mayHoldSensitive(m.MountPoint)}
+		perm: w.decide != nil, write: mayHoldSensitive(m.MountPoint),
+		exec: g.execn != nil && g.execSink.Load() != nil}
 	if m.MountPoint == "/" && m.FSType == "overlay" {
 		mm.flags = unix.FAN_MARK_FILESYSTEM
 	}
-	if !mm.perm && !mm.write {
+	if !mm.perm && !mm.write && !mm.exec {
 		return nil
 	}
 	// Known before marked: an event must find its container.
@@ -505,6 +536,12 @@ func (g *FileGuard) markMount(w *guardWatch, rootFD int, m mountEntry) error {
 	if mm.write {
 		if err := g.write.mark(unix.FAN_MARK_ADD|mm.flags, writeMask, fd); err != nil {
 			return fmt.Errorf("mark mount %s for writes: %w", m.MountPoint, err)
+		}
+	}
+	if mm.exec {
+		if err := g.execn.mark(unix.FAN_MARK_ADD|mm.flags, execNoteMask, fd); err != nil {
+			// Not fatal for the watch: the monitor then misses only the fastest execs.
+			g.log.Warn("file guard: mount not marked for exec notifications", "container", w.id, "mount", m.MountPoint, "err", err)
 		}
 	}
 	return nil
@@ -700,6 +737,9 @@ func (g *FileGuard) Unwatch(containerID string) error {
 			if m.write {
 				errs = append(errs, ignoreENOENT(g.write.mark(unix.FAN_MARK_REMOVE|m.flags, writeMask, fd)))
 			}
+			if m.exec && g.execn != nil {
+				errs = append(errs, ignoreENOENT(g.execn.mark(unix.FAN_MARK_REMOVE|m.flags, execNoteMask, fd)))
+			}
 		}
 		unix.Close(fd)
 	}
@@ -744,6 +784,9 @@ func (g *FileGuard) Close() error {
 		errs = append(errs, g.perm.close())
 	}
 	errs = append(errs, g.write.close())
+	if g.execn != nil {
+		errs = append(errs, g.execn.close())
+	}
 	if g.dir != nil {
 		errs = append(errs, g.dir.close())
 	}

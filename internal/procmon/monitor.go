@@ -68,9 +68,15 @@ type MonitorStats struct {
 	Overruns uint64 `json:"overruns"`
 	// Dropped counts events received but dropped because a worker's queue was full.
 	Dropped uint64 `json:"dropped"`
-	// Unread counts execs of processes that had exited (or exec'd again) before /proc
-	// could be read: they are in no observation.
+	// Unread counts execs of processes that had exited before /proc could be read and
+	// for which no exec notification came either: they are in no observation.
 	Unread uint64 `json:"unread"`
+	// Recovered counts execs of processes that had exited before /proc could be read,
+	// judged with the identity from the file guard's exec notification (containers only;
+	// ProcessInfo.Inferred says what was not read).
+	Recovered uint64 `json:"recovered"`
+	// ExecNotes counts the exec notifications and how they were paired.
+	ExecNotes CorrelatorStats `json:"exec_notes"`
 	// BufferBytes is the socket receive buffer the kernel granted.
 	BufferBytes int `json:"buffer_bytes"`
 }
@@ -93,10 +99,19 @@ type Monitor struct {
 	exits   atomic.Uint64
 	dropped atomic.Uint64
 	unread  atomic.Uint64
+	// Exec notifications of the file guard (NoteExec), paired with the connector's execs.
+	corr      *execCorrelator
+	notesOn   atomic.Bool
+	recovered atomic.Uint64
+	queues    atomic.Pointer[[]chan queued]
 }
 
-// eventRecheck is an internal kind: look at a shell again.
-const eventRecheck EventKind = 100
+// Internal kinds: look at a shell again; an exec whose process had gone, judged from
+// its exec notification.
+const (
+	eventRecheck EventKind = 100
+	eventNoted   EventKind = 101
+)
 
 // NewMonitor returns a monitor; Run starts it.
 func NewMonitor(cfg MonitorConfig, log *slog.Logger) *Monitor {
@@ -112,7 +127,7 @@ func NewMonitor(cfg MonitorConfig, log *slog.Logger) *Monitor {
 	if cfg.Rechecks == nil {
 		cfg.Rechecks = []time.Duration{100 * time.Millisecond, time.Second}
 	}
-	return &Monitor{cfg: cfg, log: log, procs: map[int]*ProcessInfo{}}
+	return &Monitor{cfg: cfg, log: log, procs: map[int]*ProcessInfo{}, corr: newExecCorrelator()}
 }
 
 // Supported opens and closes a connector socket: nil when process events can be had.
@@ -143,10 +158,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 	for i := range queues {
 		queues[i] = make(chan queued, m.cfg.Queue)
 	}
+	m.queues.Store(&queues)
 	grp, ctx := errgroup.WithContext(ctx)
 	for _, q := range queues {
 		grp.Go(func() error { m.work(ctx, q); return nil })
 	}
+	grp.Go(func() error { m.expireNotes(ctx); return nil })
 	grp.Go(func() error {
 		defer c.close()
 		// The reader reads /proc for each exec before the program can exit, so it must
@@ -182,6 +199,11 @@ func (m *Monitor) Run(ctx context.Context) error {
 					if !errors.Is(err, errGone) {
 						m.log.Debug("process events: read an exec", "pid", ev.TGID, "err", err)
 					}
+					// What stat said before the process went (its name, after the
+					// exec) is kept for an exec notification to complete.
+					if q.p.StartTicks != 0 && q.p.Comm != "" {
+						q.stat = &ProcessInfo{Comm: q.p.Comm, PPID: q.p.PPID, StartTicks: q.p.StartTicks, Start: q.p.Start}
+					}
 					q.p = nil
 				}
 			}
@@ -195,10 +217,14 @@ func (m *Monitor) Run(ctx context.Context) error {
 }
 
 // queued is an event for a worker, with the process already read for an exec (nil
-// when it had gone).
+// when it had gone; stat is then what its stat file said, when it could be read). An
+// eventNoted carries the exec that waited and its note.
 type queued struct {
-	ev ProcEvent
-	p  *ProcessInfo
+	ev   ProcEvent
+	p    *ProcessInfo
+	stat *ProcessInfo
+	wait *waitingExec
+	note *ExecNote
 }
 
 func (m *Monitor) enqueue(queues []chan queued, it queued) {
@@ -243,14 +269,18 @@ func (m *Monitor) work(ctx context.Context, q chan queued) {
 		case <-ctx.Done():
 			return
 		case it := <-q:
-			m.handle(r, it.ev, it.p, &o)
+			if it.ev.Kind == eventNoted {
+				m.handleNoted(r, it.wait, it.note, &o)
+				continue
+			}
+			m.handle(r, it.ev, it.p, it.stat, &o)
 		}
 	}
 }
 
 // handle applies one event to the tree; read is the process of an exec when the reader
 // got it, else it is read here.
-func (m *Monitor) handle(r *procReader, ev ProcEvent, read *ProcessInfo, o *Observation) {
+func (m *Monitor) handle(r *procReader, ev ProcEvent, read, stat *ProcessInfo, o *Observation) {
 	pid := int(ev.TGID)
 	switch ev.Kind {
 	case EventFork:
@@ -283,13 +313,52 @@ func (m *Monitor) handle(r *procReader, ev ProcEvent, read *ProcessInfo, o *Obse
 	case EventExec:
 		m.execs.Add(1)
 		p := read
+		now := time.Now()
+		if p != nil && p.Exe == "" && m.notesOn.Load() {
+			// Read while exiting: all but the executable (its link went with the
+			// process's memory), which its note names.
+			w := waitingExec{pid: ev.TGID, base: *p, known: true, read: true}
+			if n, ok := m.corr.execGone(w, now); ok {
+				m.handleNoted(r, &w, &n, o)
+			}
+			return
+		}
 		if p == nil {
-			m.unread.Add(1)
+			if !m.notesOn.Load() {
+				m.unread.Add(1)
+				return
+			}
+			// Gone: judged from its exec notification, now or when it comes.
+			w := waitingExec{pid: ev.TGID, stat: stat}
+			m.mu.RLock()
+			if cur := m.procs[pid]; cur != nil {
+				w.base, w.known = *cur, true
+			}
+			m.mu.RUnlock()
+			if n, ok := m.corr.execGone(w, now); ok {
+				m.handleNoted(r, &w, &n, o)
+			}
 			return
 		}
 		m.mu.Lock()
 		m.procs[pid] = p
 		m.mu.Unlock()
+		if m.notesOn.Load() {
+			n, ok, later := m.corr.execRead(ev.TGID, p.Exe, now)
+			switch {
+			case ok && later:
+				// /proc already shows a later program: this exec is judged as the
+				// note saw it.
+				m.log.Debug("process events: exec judged from its notification; /proc shows a later program",
+					"pid", pid, "note", n.Path, "proc_exe", p.Exe, "proc_comm", p.Comm)
+				m.observe(r, o, EventExec, fromNote(*p, true, nil, &n), 0, 0, false)
+				return
+			case ok:
+				// Read while exiting: all but the executable, which the note names.
+				p.Exe, p.exeIno = n.Exe(), n.Ino
+				p.Inferred = []string{"exe"}
+			}
+		}
 		m.observe(r, o, EventExec, *p, 0, 0, false)
 		if isShellProcess(p) {
 			m.scheduleRechecks(pid, p.StartTicks)
@@ -356,7 +425,83 @@ func (m *Monitor) requeue(ev ProcEvent) {
 	// private reader keeps them off the workers' buffers.
 	r := newProcReader(m.cfg.ProcRoot)
 	var o Observation
-	m.handle(r, ev, nil, &o)
+	m.handle(r, ev, nil, nil, &o)
+}
+
+// NoteExec takes an exec notification of the file guard (FileGuard.SetExecNotes): the
+// identity of a container's exec whose process may be gone before /proc is read. It is
+// safe for concurrent use and returns quickly.
+func (m *Monitor) NoteExec(n ExecNote) {
+	m.notesOn.Store(true)
+	if n.Time.IsZero() {
+		n.Time = time.Now()
+	}
+	w, note, ok := m.corr.note(n, n.Time)
+	if !ok {
+		return
+	}
+	m.sendNoted(w, &note)
+}
+
+// sendNoted hands an exec completed by its note to the worker of its PID, in order with
+// the PID's other events.
+func (m *Monitor) sendNoted(w waitingExec, n *ExecNote) {
+	qs := m.queues.Load()
+	if qs == nil {
+		var o Observation
+		m.handleNoted(newProcReader(m.cfg.ProcRoot), &w, n, &o)
+		return
+	}
+	m.enqueue(*qs, queued{ev: ProcEvent{Kind: eventNoted, PID: w.pid, TGID: w.pid}, wait: &w, note: n})
+}
+
+// handleNoted judges an exec whose process had gone, as its note saw it (n nil: a
+// process read while exiting whose note did not come, as read).
+func (m *Monitor) handleNoted(r *procReader, w *waitingExec, n *ExecNote, o *Observation) {
+	var p ProcessInfo
+	if n != nil {
+		m.recovered.Add(1)
+	}
+	switch {
+	case n == nil:
+		p = w.base
+	case w.read:
+		p = w.base
+		p.Exe, p.exeIno, p.Inferred = n.Exe(), n.Ino, []string{"exe"}
+	default:
+		p = fromNote(w.base, w.known, w.stat, n)
+	}
+	m.mu.Lock()
+	if cur := m.procs[p.PID]; cur != nil && (p.StartTicks == 0 || cur.StartTicks == p.StartTicks) {
+		c := p
+		m.procs[p.PID] = &c
+	}
+	m.mu.Unlock()
+	m.observe(r, o, EventExec, p, 0, 0, false)
+}
+
+// expireNotes ends the wait of gone execs whose notification has not come (they are
+// unread, or judged from a script's note without its interpreter's) and drops old notes.
+func (m *Monitor) expireNotes(ctx context.Context) {
+	t := time.NewTicker(waitTTL / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			m.corr.expire(now, func(w waitingExec, n ExecNote, ok bool) {
+				switch {
+				case ok:
+					m.sendNoted(w, &n)
+				case w.read:
+					m.sendNoted(w, nil) // judged as read, without its executable
+				default:
+					m.unread.Add(1)
+				}
+			})
+		}
+	}
 }
 
 func (m *Monitor) observe(r *procReader, o *Observation, kind EventKind, p ProcessInfo, prevUID, prevEUID int, recheck bool) {
@@ -432,7 +577,7 @@ func (m *Monitor) Stats() MonitorStats {
 	n := len(m.procs)
 	m.mu.RUnlock()
 	s := MonitorStats{Processes: n, Forks: m.forks.Load(), Execs: m.execs.Load(), UIDs: m.uids.Load(), Exits: m.exits.Load(),
-		Dropped: m.dropped.Load(), Unread: m.unread.Load()}
+		Dropped: m.dropped.Load(), Unread: m.unread.Load(), Recovered: m.recovered.Load(), ExecNotes: m.corr.stats()}
 	if c := m.conn.Load(); c != nil {
 		s.Events, s.Lost, s.Overruns = c.msgs.Load(), c.lost.Load(), c.overrun.Load()
 		s.BufferBytes = c.bufferSize()
@@ -442,5 +587,5 @@ func (m *Monitor) Stats() MonitorStats {
 
 // String describes the stats in one line, for logs.
 func (s MonitorStats) String() string {
-	return fmt.Sprintf("%d processes, %d execs, %d lost, %d dropped, %d unread", s.Processes, s.Execs, s.Lost, s.Dropped, s.Unread)
+	return fmt.Sprintf("%d processes, %d execs, %d lost, %d dropped, %d unread, %d recovered from exec notifications", s.Processes, s.Execs, s.Lost, s.Dropped, s.Unread, s.Recovered)
 }

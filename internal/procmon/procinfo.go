@@ -37,6 +37,13 @@ type ProcessInfo struct {
 	// Container is the ID of the container the process runs in (from its cgroup), empty
 	// on the host.
 	Container string `json:"container,omitempty"`
+	// Inferred lists the fields that were not read from /proc because the process had
+	// exited first, and were taken from the file guard's exec notification instead:
+	// "exe" (the file the kernel opened for execution), "cmdline" (left empty), "name"
+	// (the executable's base name: wrong for a program run through a link to another
+	// name, such as busybox's applets), "uid" (the parent's, from the fork; the file's
+	// owner for a set-user-ID file; -1 when unknown). Empty for a process read whole.
+	Inferred []string `json:"inferred,omitempty"`
 
 	// exeIno is the inode number of the executable when it was read: the process may
 	// be gone when the drift rule looks.

@@ -29,12 +29,18 @@ type profileKey struct {
 // concurrent use.
 type Profile struct {
 	entries map[profileKey]ProfileEntry
-	exes    map[string]int // executable → entries naming it
+	exes    map[string]int    // executable → entries naming it
+	exeUIDs map[exeUIDKey]int // executable and user → entries naming them
+}
+
+type exeUIDKey struct {
+	exe string
+	uid int
 }
 
 // NewProfile returns a profile holding entries.
 func NewProfile(entries []ProfileEntry) *Profile {
-	p := &Profile{entries: map[profileKey]ProfileEntry{}, exes: map[string]int{}}
+	p := &Profile{entries: map[profileKey]ProfileEntry{}, exes: map[string]int{}, exeUIDs: map[exeUIDKey]int{}}
 	for _, e := range entries {
 		p.Add(e)
 	}
@@ -54,6 +60,7 @@ func (p *Profile) Add(e ProfileEntry) bool {
 	}
 	p.entries[k] = e
 	p.exes[e.Exe]++
+	p.exeUIDs[exeUIDKey{e.Exe, e.UID}]++
 	return true
 }
 
@@ -70,6 +77,19 @@ func (p *Profile) Allows(exe, name string, uid int) bool {
 // all an exec permission check knows before the program runs.
 func (p *Profile) AllowsExe(exe string) bool {
 	return p != nil && p.exes[CleanExe(exe)] > 0
+}
+
+// AllowsExeUID reports whether the profile holds the executable for this user under
+// any name (uid < 0: any user): what is known of a process that exited before it could
+// be read, whose name is only guessed from its file.
+func (p *Profile) AllowsExeUID(exe string, uid int) bool {
+	if p == nil {
+		return false
+	}
+	if uid < 0 {
+		return p.AllowsExe(exe)
+	}
+	return p.exeUIDs[exeUIDKey{CleanExe(exe), uid}] > 0
 }
 
 // Len is the number of entries.

@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -429,5 +431,170 @@ func TestProcessTree(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the container's init %d is not in its tree: %s", pid, raw)
+	}
+}
+
+// tinyExitELF is a complete static x86-64 Linux program of 127 bytes that calls
+// exit(0) at once: the shortest-lived program there is, gone microseconds after its
+// exec, long before /proc can be read.
+func tinyExitELF() []byte {
+	const base, hdr = 0x400000, 64 + 56
+	code := []byte{0xb8, 0x3c, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05} // mov eax,60; xor edi,edi; syscall
+	b := make([]byte, hdr, hdr+len(code))
+	le := binary.LittleEndian
+	copy(b, []byte{0x7f, 'E', 'L', 'F', 2, 1, 1}) // 64-bit, little-endian, version 1
+	le.PutUint16(b[16:], 2)                       // ET_EXEC
+	le.PutUint16(b[18:], 62)                      // EM_X86_64
+	le.PutUint32(b[20:], 1)
+	le.PutUint64(b[24:], base+hdr) // entry
+	le.PutUint64(b[32:], 64)       // program headers
+	le.PutUint16(b[52:], 64)       // header size
+	le.PutUint16(b[54:], 56)       // program header size
+	le.PutUint16(b[56:], 1)        // one
+	ph := b[64:]
+	le.PutUint32(ph[0:], 1) // PT_LOAD
+	le.PutUint32(ph[4:], 5) // R+X
+	le.PutUint64(ph[16:], base)
+	le.PutUint64(ph[24:], base)
+	le.PutUint64(ph[32:], uint64(hdr+len(code)))
+	le.PutUint64(ph[40:], uint64(hdr+len(code)))
+	le.PutUint64(ph[48:], 0x1000)
+	return append(b, code...)
+}
+
+// buildQuickImage imports vigil-test/quick: the test image plus two copies of
+// tinyExitELF, /usr/local/bin/quick and /usr/local/bin/quick2, part of the image (so
+// not drift).
+func buildQuickImage(t *testing.T, d *testenv.Docker) string {
+	t.Helper()
+	if runtime.GOARCH != "amd64" {
+		t.Fatalf("the short-lived test program is x86-64 machine code; this host is %s", runtime.GOARCH)
+	}
+	rootfs, err := testenv.BusyboxRootfs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tr := tar.NewReader(bytes.NewReader(rootfs))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prog := tinyExitELF()
+	for _, h := range []*tar.Header{
+		{Typeflag: tar.TypeDir, Name: "usr/local/", Mode: 0o755},
+		{Typeflag: tar.TypeDir, Name: "usr/local/bin/", Mode: 0o755},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"quick", "quick2"} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "usr/local/bin/" + name, Mode: 0o755,
+			Size: int64(len(prog)), ModTime: time.Unix(0, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(prog); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const name = "vigil-test/quick:latest"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := d.Client.ImageImport(ctx, client.ImageImportSource{Source: &buf, SourceName: "-"}, name,
+		client.ImageImportOptions{Changes: []string{`CMD ["sleep", "3600"]`}})
+	if err != nil {
+		t.Fatalf("docker import: %v", err)
+	}
+	defer res.Close()
+	if _, err := io.Copy(io.Discard, res); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// A program that exits microseconds after its exec is judged all the same: the file
+// guard's exec notification gives the monitor its executable when /proc no longer can.
+// In Monitor mode, a burst of a profiled short-lived program raises nothing, and one
+// run of another, outside the profile, is a violation naming it.
+func TestProcessShortLivedExecs(t *testing.T) {
+	d := testenv.NewDocker(t)
+	image := buildQuickImage(t, d)
+	v := startVigil(t)
+	logProcessStats(t, v)
+	group := "vigil." + testenv.RandomName("quick")
+	c := d.Run(t, testenv.ContainerSpec{Image: image, Labels: map[string]string{"vigil.group": strings.TrimPrefix(group, "vigil.")},
+		Cmd: []string{"sleep", "3600"}})
+	waitKnown(t, v, c)
+
+	// Discover: quick is learned (once the container is watched, each run is seen).
+	eventually(t, 15*time.Second, "the profile to hold /usr/local/bin/quick", func() (bool, string) {
+		d.Exec(t, c.ID, "/usr/local/bin/quick")
+		p, err := v.Client.Profile(context.Background(), group)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range p.Entries {
+			if e.Exe == "/usr/local/bin/quick" && e.Name == "quick" && e.UID == 0 {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", p.Entries)
+	})
+	if e := processEvents(t, v, controller.EventProcess, c.ID); len(e) > 0 {
+		t.Fatalf("discover raised process events: %v", summaries(e))
+	}
+	before, err := v.Client.ProcessStats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	setMode(t, v, group, "monitor")
+	const burst = 400
+	out := d.Exec(t, c.ID, "sh", "-c", fmt.Sprintf(
+		"i=0; while [ $i -lt %d ]; do /usr/local/bin/quick; i=$((i+1)); done; /usr/local/bin/quick2; echo done $i", burst))
+	if !strings.Contains(out, fmt.Sprintf("done %d", burst)) {
+		t.Fatalf("burst: %q", out)
+	}
+	e := waitEvent(t, v, controller.EventProcess, c, 5*time.Second, func(e controller.Event) bool {
+		_, exe := processDetail(e)
+		return exe == "/usr/local/bin/quick2"
+	})
+	if comm, _ := processDetail(e); e.Detail["verdict"] != "violate" || comm != "quick2" || !strings.Contains(e.Summary, "quick2") {
+		t.Errorf("violation of quick2: %+v", e)
+	}
+	for _, ev := range processEvents(t, v, controller.EventProcess, c.ID) {
+		if _, exe := processDetail(ev); exe == "/usr/local/bin/quick" {
+			t.Errorf("the profiled short-lived program was reported: %s", ev.Summary)
+		}
+	}
+	// The programs were gone before /proc could be read: the notifications judged them.
+	after, err := v.Client.ProcessStats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	recovered := after.Monitor.Recovered - before.Monitor.Recovered
+	unread := after.Monitor.Unread - before.Monitor.Unread
+	t.Logf("burst of %d: recovered from exec notifications %d, unread %d, notes %+v", burst+1, recovered, unread, after.Monitor.ExecNotes)
+	if recovered == 0 {
+		t.Errorf("no exec was judged from its notification (unread %d): every one of %d programs exiting at once was read from /proc?", unread, burst+1)
+	}
+	if unread > burst/20 {
+		t.Errorf("%d of %d execs unread, want under 5%%", unread, burst+1)
 	}
 }
