@@ -16,6 +16,7 @@
 #
 # Environment: RUNS (default 3), DUR (seconds, default 4), PROTECT_RULES (default 1000),
 # PIN_CPU (default 0; empty: no pinning): the client and server tools both run on this CPU.
+# VIGIL_CPU (default empty): pin vigil up (and its scan children) to these CPUs.
 # On a small VM a wake-up across CPUs costs tens of microseconds and comes and goes with
 # how busy the other CPU is, so unpinned RR figures are bimodal (e.g. 14k or 36k req/s
 # from one run to the next) and a busy Vigil can even make them look faster. Pinned, they
@@ -28,6 +29,11 @@ PROTECT_RULES=${PROTECT_RULES:-1000}
 PIN_CPU=${PIN_CPU-0}
 PIN=()
 [ -n "$PIN_CPU" ] && PIN=(taskset -c "$PIN_CPU")
+# VIGIL_CPU (default empty: not pinned): the CPUs vigil up may run on, e.g. 1 to keep it off
+# the tools' CPU and see what sharing a core costs apart from the capture itself.
+VIGIL_CPU=${VIGIL_CPU-}
+VIGIL_PIN=()
+[ -n "$VIGIL_CPU" ] && VIGIL_PIN=(taskset -c "$VIGIL_CPU")
 IMAGE=vigil-test/busybox:latest
 IPERF_PORT=5201
 RR_PORT=7000
@@ -117,7 +123,8 @@ done
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else print v[int((NR+1)/2)]}'; }
 
 # measure NAME: fills $TMP/NAME.{tput,rr_rate,rr_p50,rr_p99,crr_rate,crr_p50,crr_p99}
-others() { pgrep -x vigil | grep -vx "${VIGIL_PID:-0}" | tr '\n' ' ' || true; }
+# Other vigil processes: not the one under test, nor its own vulnerability-scan children.
+others() { pgrep -x vigil | grep -vx "${VIGIL_PID:-0}" | grep -vxF -f <(pgrep -P "${VIGIL_PID:-0}" || true) | tr '\n' ' ' || true; }
 measure() {
 	local name=$1 i out o
 	o=$(others)
@@ -187,7 +194,7 @@ echo "Vigil data path benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "host: $(uname -r), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "vigil: $("$VIGIL" version 2>/dev/null | head -1); iperf3: $(iperf3 --version | head -1 | awk '{print $2}')"
 echo "containers: $CLI -> $SRV ($SRV_IP, docker bridge); $RUNS runs x ${DUR} s per figure, median"
-echo "client and server tools pinned to CPU: ${PIN_CPU:-none}; vigil not pinned"
+echo "client and server tools pinned to CPU: ${PIN_CPU:-none}; vigil pinned to CPU: ${VIGIL_CPU:-none}"
 
 # (a) baseline
 # Another vigil (e.g. an integration test) would capture on these containers' veths too.
@@ -211,7 +218,7 @@ FAIL_OPEN=
 UP_HELP=$("$VIGIL" up --help 2>&1 || true)
 MODE_HELP=$("$VIGIL" mode --help 2>&1 || true)
 grep -q -- --fail-open <<<"$UP_HELP" && FAIL_OPEN=--fail-open
-"$VIGIL" up --data-dir "$DATA" --listen "127.0.0.1:$PORT" --audit-interval 0 $FAIL_OPEN >"$TMP/vigil.log" 2>&1 &
+"${VIGIL_PIN[@]}" "$VIGIL" up --data-dir "$DATA" --listen "127.0.0.1:$PORT" --audit-interval 0 $FAIL_OPEN >"$TMP/vigil.log" 2>&1 &
 VIGIL_PID=$!
 V() { "$VIGIL" --server "http://127.0.0.1:$PORT" --token-file "$DATA/token" "$@"; }
 ready=
@@ -231,6 +238,11 @@ for _ in $(seq 1 20); do
 	sleep 0.5
 done
 [ -n "$seen" ] || die "vigil reports no flow for $SRV_GROUP"
+# vigil up scans the host and each new image for vulnerabilities when it starts (child
+# processes at idle priority); the figures are of the steady state, after those scans.
+ts0=$(date +%s.%N)
+for _ in $(seq 1 600); do pgrep -P "$VIGIL_PID" -f 'vigil scan' >/dev/null || break; sleep 0.2; done
+echo "  (vigil's start-up vulnerability scans took $(awk -v a="$ts0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b-a}') s more before the measurement)"
 run_vigil_scenario b "vigil up: capture + flows, Discover"
 flows_b=$(V flows --group "$SRV_GROUP" -o json --limit 10000 2>/dev/null | jq length 2>/dev/null || echo "?")
 [ "$flows_b" = 10000 ] && flows_b=">= 10000 (the API limit)"
