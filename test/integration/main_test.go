@@ -23,6 +23,10 @@ import (
 // vigilBin is the binary under test, built once for the suite.
 var vigilBin string
 
+// vulnDBDir is the vulnerability database the suite's servers use (seeded once from the
+// starter data), so that no test touches the host's /var/lib/vigil.
+var vulnDBDir string
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -56,6 +60,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	vigilBin = filepath.Join(dir, "vigil")
+	vulnDBDir = filepath.Join(dir, "vulndb")
 	build := exec.Command("go", "build", "-o", vigilBin, "../../cmd/vigil")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,6 +81,9 @@ func startVigilIn(t *testing.T, dataDir string, extra ...string) *vigilProc {
 	}
 	v.TokenFile = filepath.Join(v.DataDir, api.TokenFile)
 	args := append([]string{"up", "--listen", addr, "--data-dir", v.DataDir, "--log-level", "debug"}, extra...)
+	if !slices.Contains(extra, "--vuln-db") {
+		args = append(args, "--vuln-db", vulnDBDir)
+	}
 	v.cmd = exec.Command(vigilBin, args...)
 	v.cmd.Stdout, v.cmd.Stderr = v.logs, v.logs
 	if err := v.cmd.Start(); err != nil {
