@@ -150,6 +150,7 @@ func runScan(ctx context.Context, g *globals, o *scanOptions, kind, ref string) 
 	}
 
 	bar := newProgressBar(g.stderr, format != report.JSON && !o.reportFiles)
+	bar.bytes = kind == "image" // image data read; files walked for the other kinds
 	opts := inventory.Options{TempDir: o.tempDir, Progress: bar.update, Log: log}
 	var inv *scan.Inventory
 	switch kind {
@@ -255,6 +256,7 @@ type progressBar struct {
 	last    time.Time
 	drawn   bool
 	enabled bool
+	bytes   bool // done counts bytes (images), not files
 }
 
 func newProgressBar(stderr io.Writer, wanted bool) *progressBar {
@@ -277,7 +279,7 @@ func (b *progressBar) update(done, total int64) {
 	defer b.mu.Unlock()
 	if now := time.Now(); now.Sub(b.last) >= 100*time.Millisecond || total > 0 && done >= total {
 		b.last = now
-		fmt.Fprint(b.w, "\r\033[K"+progressLine(done, total, 30))
+		fmt.Fprint(b.w, "\r\033[K"+progressLine(done, total, 30, b.bytes))
 		b.drawn = true
 	}
 }
@@ -292,8 +294,11 @@ func (b *progressBar) done() {
 }
 
 // progressLine renders one state of the bar, width cells wide.
-func progressLine(done, total int64, width int) string {
-	if total <= 0 {
+func progressLine(done, total int64, width int, bytes bool) string {
+	switch {
+	case total <= 0 && bytes:
+		return "scanning: " + mib(done) + " read"
+	case total <= 0:
 		return fmt.Sprintf("scanning: %d files", done)
 	}
 	done = min(max(done, 0), total)

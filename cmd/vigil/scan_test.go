@@ -81,14 +81,16 @@ func idleThreads(t *testing.T) []string {
 func TestProgressLine(t *testing.T) {
 	for _, tt := range []struct {
 		done, total int64
+		bytes       bool
 		want        string
 	}{
-		{0, 100 << 20, "scanning [          ]   0% 0.0 MiB / 100.0 MiB"},
-		{50 << 20, 100 << 20, "scanning [=====     ]  50% 50.0 MiB / 100.0 MiB"},
-		{200 << 20, 100 << 20, "scanning [==========] 100% 100.0 MiB / 100.0 MiB"},
-		{1234, 0, "scanning: 1234 files"},
+		{0, 100 << 20, true, "scanning [          ]   0% 0.0 MiB / 100.0 MiB"},
+		{50 << 20, 100 << 20, true, "scanning [=====     ]  50% 50.0 MiB / 100.0 MiB"},
+		{200 << 20, 100 << 20, true, "scanning [==========] 100% 100.0 MiB / 100.0 MiB"},
+		{1234, 0, false, "scanning: 1234 files"},
+		{3 << 20, 0, true, "scanning: 3.0 MiB read"},
 	} {
-		if got := progressLine(tt.done, tt.total, 10); got != tt.want {
+		if got := progressLine(tt.done, tt.total, 10, tt.bytes); got != tt.want {
 			t.Errorf("progressLine(%d, %d) = %q, want %q", tt.done, tt.total, got, tt.want)
 		}
 	}
