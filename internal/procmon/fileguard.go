@@ -818,26 +818,51 @@ func (g *FileGuard) readPerms() {
 	defer g.readers.Done()
 	var sc procScratch
 	intern := make(map[string]string)
-	buf := make([]byte, 4096*unix.FAN_EVENT_METADATA_LEN)
+	g.readEvents(g.perm.f, 4096*unix.FAN_EVENT_METADATA_LEN, "exec events", "execs are no longer held",
+		func(ev fanEvent, _ time.Time) { g.handlePerm(&sc, intern, ev) },
+		func(ev fanEvent) { g.answer(ev.FD, true) }, nil)
+}
+
+// readEvents reads a group's events until the group is closed (or reading fails),
+// passing each decoded event to each, with the time of the read, and calling after (when
+// set) after each read. An event whose length is known but whose information records
+// are malformed goes to bad (which must release its descriptor; nil closes it). what
+// names the events in logs; lost says what stops working when reading fails.
+func (g *FileGuard) readEvents(f *os.File, bufSize int, what, lost string, each func(fanEvent, time.Time), bad func(fanEvent), after func(time.Time)) {
+	buf := make([]byte, bufSize)
 	for {
-		n, err := g.perm.f.Read(buf)
+		n, err := f.Read(buf)
 		if err != nil {
 			if !g.closed.Load() {
-				g.log.Error("file guard: read exec events; execs are no longer held", "err", err)
+				g.log.Error("file guard: read "+what+"; "+lost, "err", err)
 			}
 			return
 		}
+		now := time.Now()
 		for off := 0; off < n; {
 			ev, size, err := nextFanEvent(buf[off:n])
-			if err != nil {
-				// The stream cannot be resynchronised; the events left in this read
-				// cannot be answered and the kernel allows them when the group closes.
+			if size == 0 {
+				// The stream cannot be resynchronised: the events left in this read are
+				// lost (permission events among them are allowed when the group closes).
 				g.readErrors.Add(1)
-				g.log.Error("file guard: exec event", "err", err)
+				g.log.Error("file guard: "+what, "err", err)
 				break
 			}
 			off += size
-			g.handlePerm(&sc, intern, ev)
+			if err != nil {
+				g.readErrors.Add(1)
+				switch {
+				case bad != nil:
+					bad(ev)
+				case ev.FD >= 0:
+					unix.Close(int(ev.FD))
+				}
+				continue
+			}
+			each(ev, now)
+		}
+		if after != nil {
+			after(now)
 		}
 	}
 }
@@ -1034,26 +1059,8 @@ func (g *FileGuard) flushLoop() {
 func (g *FileGuard) readWrites() {
 	defer g.readers.Done()
 	var sc procScratch
-	buf := make([]byte, 4096*unix.FAN_EVENT_METADATA_LEN)
-	for {
-		n, err := g.write.f.Read(buf)
-		if err != nil {
-			if !g.closed.Load() {
-				g.log.Error("file guard: read write events; writes are no longer reported", "err", err)
-			}
-			return
-		}
-		for off := 0; off < n; {
-			ev, size, err := nextFanEvent(buf[off:n])
-			if err != nil {
-				g.readErrors.Add(1)
-				g.log.Error("file guard: write event", "err", err)
-				break
-			}
-			off += size
-			g.handleWrite(&sc, ev)
-		}
-	}
+	g.readEvents(g.write.f, 4096*unix.FAN_EVENT_METADATA_LEN, "write events", "writes are no longer reported",
+		func(ev fanEvent, _ time.Time) { g.handleWrite(&sc, ev) }, nil, nil)
 }
 
 func (g *FileGuard) handleWrite(sc *procScratch, ev fanEvent) {
@@ -1097,38 +1104,19 @@ func (g *FileGuard) report(w *guardWatch, kind, class string, path []byte, delet
 // readDirs reads directory entry events.
 func (g *FileGuard) readDirs() {
 	defer g.readers.Done()
-	buf := make([]byte, 64<<10)
 	var key, path []byte
-	for {
-		n, err := g.dir.f.Read(buf)
-		if err != nil {
-			if !g.closed.Load() {
-				g.log.Error("file guard: read directory events; creations and renames are no longer reported", "err", err)
-			}
-			return
-		}
-		for off := 0; off < n; {
-			ev, size, err := nextFanEvent(buf[off:n])
-			if size == 0 {
-				g.readErrors.Add(1)
-				g.log.Error("file guard: directory event", "err", err)
-				break
-			}
-			off += size
-			if err != nil {
-				g.readErrors.Add(1)
-				continue
-			}
+	g.readEvents(g.dir.f, 64<<10, "directory events", "creations and renames are no longer reported",
+		func(ev fanEvent, _ time.Time) {
 			if ev.FD >= 0 {
 				unix.Close(int(ev.FD)) // not asked for; never expected
 			}
 			if ev.Mask&unix.FAN_Q_OVERFLOW != 0 {
 				g.overflows.Add(1)
-				continue
+				return
 			}
 			if ev.Handle == nil {
 				g.readErrors.Add(1)
-				continue
+				return
 			}
 			key = append(append(key[:0], ev.Fsid...), ev.Handle...)
 			g.mu.RLock()
@@ -1142,7 +1130,7 @@ func (g *FileGuard) readDirs() {
 			}
 			g.mu.RUnlock()
 			if ref.w == nil {
-				continue
+				return
 			}
 			path = append(path[:0], ref.path...)
 			if len(ev.Name) > 0 && !(len(ev.Name) == 1 && ev.Name[0] == '.') {
@@ -1152,8 +1140,7 @@ func (g *FileGuard) readDirs() {
 				path = append(path, ev.Name...)
 			}
 			g.handleDir(ref.w, ev, path)
-		}
-	}
+		}, nil, nil)
 }
 
 // pickRef chooses, among containers sharing a watched directory (a host volume mounted

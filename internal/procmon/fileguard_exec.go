@@ -61,42 +61,27 @@ func (g *FileGuard) readExecNotes() {
 	intern := make(map[string]string)
 	last := make(map[int32]lastNote)
 	head := make([]byte, 256)
-	buf := make([]byte, 4096*unix.FAN_EVENT_METADATA_LEN)
-	for {
-		n, err := g.execn.f.Read(buf)
-		if err != nil {
-			if !g.closed.Load() {
-				g.log.Error("file guard: read exec notifications; fast execs are no longer identified", "err", err)
-			}
-			return
-		}
-		now := time.Now()
-		for off := 0; off < n; {
-			ev, size, err := nextFanEvent(buf[off:n])
-			if err != nil {
-				g.readErrors.Add(1)
-				g.log.Error("file guard: exec notification", "err", err)
-				break
-			}
-			off += size
+	g.readEvents(g.execn.f, 4096*unix.FAN_EVENT_METADATA_LEN, "exec notifications", "fast execs are no longer identified",
+		func(ev fanEvent, now time.Time) {
 			if ev.Mask&unix.FAN_Q_OVERFLOW != 0 {
 				g.overflows.Add(1)
 				g.execNoteOverflows.Add(1)
 			}
 			if ev.FD < 0 {
-				continue
+				return
 			}
 			g.handleExecNote(&sc, intern, last, head, ev, now)
 			unix.Close(int(ev.FD))
-		}
-		if len(last) > 4*maxNotesPerPID*1024 {
-			for pid, l := range last {
-				if now.Sub(l.at) > noteRecent {
-					delete(last, pid)
+		}, nil,
+		func(now time.Time) {
+			if len(last) > 4*maxNotesPerPID*1024 {
+				for pid, l := range last {
+					if now.Sub(l.at) > noteRecent {
+						delete(last, pid)
+					}
 				}
 			}
-		}
-	}
+		})
 }
 
 func (g *FileGuard) handleExecNote(sc *procScratch, intern map[string]string, last map[int32]lastNote, head []byte, ev fanEvent, now time.Time) {
