@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -54,20 +53,8 @@ func (s *Server) listProcesses(w http.ResponseWriter, r *http.Request) {
 	ref := r.URL.Query().Get("workload")
 	id := ""
 	if ref != "" {
-		if !refPattern.MatchString(ref) {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid workload reference %q: give an ID, an ID prefix or a name", ref))
-			return
-		}
-		wl, err := s.workloads.Get(ref)
-		switch {
-		case errors.Is(err, workload.ErrNotFound):
-			writeError(w, http.StatusNotFound, fmt.Sprintf("no workload %q", ref))
-			return
-		case errors.Is(err, workload.ErrAmbiguous):
-			writeError(w, http.StatusConflict, err.Error())
-			return
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err.Error())
+		wl, ok := s.workload(w, ref)
+		if !ok {
 			return
 		}
 		id = wl.ID

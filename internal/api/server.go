@@ -243,10 +243,17 @@ func (s *Server) getWorkload(w http.ResponseWriter, r *http.Request) {
 	if !checkQuery(w, r) {
 		return
 	}
-	ref := r.PathValue("ref")
+	if wl, ok := s.workload(w, r.PathValue("ref")); ok {
+		writeJSON(w, http.StatusOK, wl)
+	}
+}
+
+// workload resolves a workload reference given in a request, answering 400, 404 or 409
+// (and false) when it names no single workload.
+func (s *Server) workload(w http.ResponseWriter, ref string) (workload.Workload, bool) {
 	if !refPattern.MatchString(ref) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid workload reference %q: give an ID, an ID prefix or a name", ref))
-		return
+		return workload.Workload{}, false
 	}
 	wl, err := s.workloads.Get(ref)
 	switch {
@@ -257,8 +264,9 @@ func (s *Server) getWorkload(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, wl)
+		return wl, true
 	}
+	return workload.Workload{}, false
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {

@@ -1,14 +1,12 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 
 	"github.com/vigil-sec/vigil/internal/controller"
 	"github.com/vigil-sec/vigil/internal/scan/report"
-	"github.com/vigil-sec/vigil/internal/workload"
 )
 
 // Vulnerabilities is what the API needs of the controller's vulnerability service.
@@ -44,20 +42,8 @@ func (s *Server) listVulnerabilities(w http.ResponseWriter, r *http.Request) {
 	query := r.URL.Query()
 	var q controller.VulnQuery
 	if ref := query.Get("workload"); ref != "" {
-		if !refPattern.MatchString(ref) {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid workload reference %q: give an ID, an ID prefix or a name", ref))
-			return
-		}
-		wl, err := s.workloads.Get(ref)
-		switch {
-		case errors.Is(err, workload.ErrNotFound):
-			writeError(w, http.StatusNotFound, fmt.Sprintf("no workload %q", ref))
-			return
-		case errors.Is(err, workload.ErrAmbiguous):
-			writeError(w, http.StatusConflict, err.Error())
-			return
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err.Error())
+		wl, ok := s.workload(w, ref)
+		if !ok {
 			return
 		}
 		q.Workload = wl.ID
