@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/vigil-sec/vigil/internal/sarif"
 )
 
 // sectionTitles names the benchmark's sections.
@@ -65,97 +67,28 @@ func WriteJSON(w io.Writer, r *Report) error {
 	return enc.Encode(r)
 }
 
-// SARIF 2.1.0 (OASIS): the subset Vigil writes.
-type sarifLog struct {
-	Schema  string     `json:"$schema"`
-	Version string     `json:"version"`
-	Runs    []sarifRun `json:"runs"`
-}
-
-type sarifRun struct {
-	Tool        sarifTool         `json:"tool"`
-	Invocations []sarifInvocation `json:"invocations"`
-	Results     []sarifResult     `json:"results"`
-}
-
-type sarifTool struct {
-	Driver sarifDriver `json:"driver"`
-}
-
-type sarifDriver struct {
-	Name           string      `json:"name"`
-	Version        string      `json:"version,omitempty"`
-	InformationURI string      `json:"informationUri,omitempty"`
-	Rules          []sarifRule `json:"rules"`
-}
-
-type sarifRule struct {
-	ID               string         `json:"id"`
-	Name             string         `json:"name"`
-	ShortDescription sarifText      `json:"shortDescription"`
-	Help             *sarifText     `json:"help,omitempty"`
-	Properties       map[string]any `json:"properties,omitempty"`
-}
-
-type sarifText struct {
-	Text string `json:"text"`
-}
-
-type sarifInvocation struct {
-	ExecutionSuccessful bool   `json:"executionSuccessful"`
-	StartTimeUTC        string `json:"startTimeUtc,omitempty"`
-}
-
-type sarifResult struct {
-	RuleID    string          `json:"ruleId"`
-	RuleIndex int             `json:"ruleIndex"`
-	Kind      string          `json:"kind"`
-	Level     string          `json:"level"`
-	Message   sarifText       `json:"message"`
-	Locations []sarifLocation `json:"locations,omitempty"`
-}
-
-type sarifLocation struct {
-	PhysicalLocation *sarifPhysical `json:"physicalLocation,omitempty"`
-	LogicalLocations []sarifLogical `json:"logicalLocations,omitempty"`
-}
-
-type sarifPhysical struct {
-	ArtifactLocation sarifArtifact `json:"artifactLocation"`
-}
-
-type sarifArtifact struct {
-	URI string `json:"uri"`
-}
-
-type sarifLogical struct {
-	Name               string `json:"name"`
-	FullyQualifiedName string `json:"fullyQualifiedName"`
-	Kind               string `json:"kind"`
-}
-
 // WriteSARIF writes the report as a SARIF 2.1.0 log, for code-scanning dashboards: one
 // rule per control, one result per check; WARN results are failures at level warning,
 // the others pass, review, informational or open results at level none.
 func WriteSARIF(w io.Writer, r *Report, toolVersion string) error {
-	run := sarifRun{
-		Tool: sarifTool{Driver: sarifDriver{Name: "vigil", Version: toolVersion,
+	run := sarif.Run{
+		Tool: sarif.Tool{Driver: sarif.Driver{Name: "vigil", Version: toolVersion,
 			InformationURI: "https://www.cisecurity.org/benchmark/docker"}},
-		Invocations: []sarifInvocation{{ExecutionSuccessful: true, StartTimeUTC: r.StartedAt.UTC().Format("2006-01-02T15:04:05.000Z")}},
-		Results:     []sarifResult{},
+		Invocations: []sarif.Invocation{{ExecutionSuccessful: true, StartTimeUTC: r.StartedAt.UTC().Format("2006-01-02T15:04:05.000Z")}},
+		Results:     []sarif.Result{},
 	}
 	for i, res := range r.Results {
-		rule := sarifRule{
+		rule := sarif.Rule{
 			ID:               "CIS-Docker-" + res.ID,
 			Name:             ruleName(res.Title),
-			ShortDescription: sarifText{Text: res.Title},
+			ShortDescription: sarif.Text{Text: res.Title},
 			Properties:       map[string]any{"level": res.Level, "scored": res.Scored, "section": res.Section, "benchmark": r.Benchmark},
 		}
 		if res.Remediation != "" {
-			rule.Help = &sarifText{Text: res.Remediation}
+			rule.Help = &sarif.Message{Text: res.Remediation}
 		}
 		run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, rule)
-		out := sarifResult{RuleID: rule.ID, RuleIndex: i, Level: "none", Message: sarifText{Text: resultMessage(&res)}}
+		out := sarif.Result{RuleID: rule.ID, RuleIndex: i, Level: "none", Message: sarif.Text{Text: resultMessage(&res)}}
 		switch res.Status {
 		case Warn:
 			out.Kind, out.Level = "fail", "warning"
@@ -175,14 +108,14 @@ func WriteSARIF(w io.Writer, r *Report, toolVersion string) error {
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}})
+	return enc.Encode(sarif.Log{Schema: sarif.Schema, Version: sarif.Version, Runs: []sarif.Run{run}})
 }
 
-func targetLocation(t Target) sarifLocation {
+func targetLocation(t Target) sarif.Location {
 	if t.Kind == "file" && strings.HasPrefix(t.Name, "/") {
-		return sarifLocation{PhysicalLocation: &sarifPhysical{ArtifactLocation: sarifArtifact{URI: "file://" + t.Name}}}
+		return sarif.Location{PhysicalLocation: &sarif.PhysicalLocation{ArtifactLocation: sarif.ArtifactLocation{URI: "file://" + t.Name}}}
 	}
-	return sarifLocation{LogicalLocations: []sarifLogical{{Name: t.Name, FullyQualifiedName: t.Kind + "/" + t.Name, Kind: "resource"}}}
+	return sarif.Location{LogicalLocations: []sarif.LogicalLocation{{Name: t.Name, FullyQualifiedName: t.Kind + "/" + t.Name, Kind: "resource"}}}
 }
 
 // ruleName turns a title into the PascalCase identifier SARIF viewers show.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/vigil-sec/vigil/internal/sarif"
 )
 
 func sampleReport() *Report {
@@ -70,7 +72,7 @@ func TestSARIFValidates(t *testing.T) {
 	if err := sch.Validate(doc); err != nil {
 		t.Fatalf("SARIF output does not validate: %v\n%s", err, buf.String())
 	}
-	var log sarifLog
+	var log sarif.Log
 	if err := json.Unmarshal(buf.Bytes(), &log); err != nil {
 		t.Fatal(err)
 	}

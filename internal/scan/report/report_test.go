@@ -13,6 +13,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/vigil-sec/vigil/internal/sarif"
 	"github.com/vigil-sec/vigil/internal/scan"
 )
 
@@ -264,7 +265,7 @@ func TestSARIFValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	validate(t, compileSchema(t, "sarif-2.1.0-rtm.5.json"), buf.Bytes())
-	var log sarifLog
+	var log sarif.Log
 	if err := json.Unmarshal(buf.Bytes(), &log); err != nil {
 		t.Fatal(err)
 	}

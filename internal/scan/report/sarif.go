@@ -9,100 +9,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vigil-sec/vigil/internal/sarif"
 	"github.com/vigil-sec/vigil/internal/scan"
 )
-
-// SARIF 2.1.0 (OASIS): the subset Vigil writes for vulnerability findings.
-type sarifLog struct {
-	Schema  string     `json:"$schema"`
-	Version string     `json:"version"`
-	Runs    []sarifRun `json:"runs"`
-}
-
-type sarifRun struct {
-	Tool               sarifTool                   `json:"tool"`
-	Invocations        []sarifInvocation           `json:"invocations"`
-	OriginalURIBaseIDs map[string]sarifArtifactLoc `json:"originalUriBaseIds,omitempty"`
-	Results            []sarifResult               `json:"results"`
-	Properties         map[string]any              `json:"properties,omitempty"`
-}
-
-type sarifTool struct {
-	Driver sarifDriver `json:"driver"`
-}
-
-type sarifDriver struct {
-	Name           string      `json:"name"`
-	Version        string      `json:"version,omitempty"`
-	InformationURI string      `json:"informationUri,omitempty"`
-	Rules          []sarifRule `json:"rules"`
-}
-
-type sarifRule struct {
-	ID                   string         `json:"id"`
-	ShortDescription     sarifText      `json:"shortDescription"`
-	FullDescription      *sarifText     `json:"fullDescription,omitempty"`
-	HelpURI              string         `json:"helpUri,omitempty"`
-	Help                 *sarifMarkdown `json:"help,omitempty"`
-	DefaultConfiguration sarifConfig    `json:"defaultConfiguration"`
-	Properties           map[string]any `json:"properties,omitempty"`
-}
-
-type sarifText struct {
-	Text string `json:"text"`
-}
-
-type sarifMarkdown struct {
-	Text     string `json:"text"`
-	Markdown string `json:"markdown,omitempty"`
-}
-
-type sarifConfig struct {
-	Level string `json:"level"`
-}
-
-type sarifInvocation struct {
-	ExecutionSuccessful        bool                `json:"executionSuccessful"`
-	EndTimeUTC                 string              `json:"endTimeUtc,omitempty"`
-	ToolExecutionNotifications []sarifNotification `json:"toolExecutionNotifications,omitempty"`
-}
-
-type sarifNotification struct {
-	Level   string    `json:"level"`
-	Message sarifText `json:"message"`
-}
-
-type sarifResult struct {
-	RuleID              string            `json:"ruleId"`
-	RuleIndex           int               `json:"ruleIndex"`
-	Kind                string            `json:"kind"`
-	Level               string            `json:"level"`
-	Message             sarifText         `json:"message"`
-	Locations           []sarifLocation   `json:"locations"`
-	PartialFingerprints map[string]string `json:"partialFingerprints,omitempty"`
-	Properties          map[string]any    `json:"properties,omitempty"`
-}
-
-type sarifLocation struct {
-	PhysicalLocation *sarifPhysical `json:"physicalLocation,omitempty"`
-	LogicalLocations []sarifLogical `json:"logicalLocations,omitempty"`
-}
-
-type sarifPhysical struct {
-	ArtifactLocation sarifArtifactLoc `json:"artifactLocation"`
-}
-
-type sarifArtifactLoc struct {
-	URI         string     `json:"uri,omitempty"`
-	URIBaseID   string     `json:"uriBaseId,omitempty"`
-	Description *sarifText `json:"description,omitempty"`
-}
-
-type sarifLogical struct {
-	Name               string `json:"name"`
-	FullyQualifiedName string `json:"fullyQualifiedName,omitempty"`
-	Kind               string `json:"kind"`
-}
 
 // sarifBase is the uriBaseId of every location: the root of the scanned target.
 const sarifBase = "TARGETROOT"
@@ -114,17 +23,17 @@ const sarifBase = "TARGETROOT"
 func WriteSARIF(w io.Writer, r *scan.Report, tool Tool) error {
 	fs := append([]scan.Finding(nil), r.Findings...)
 	Sort(fs)
-	run := sarifRun{
-		Tool: sarifTool{Driver: sarifDriver{Name: tool.Name, Version: tool.Version,
-			InformationURI: "https://github.com/vigil-sec/vigil", Rules: []sarifRule{}}},
-		Invocations:        []sarifInvocation{{ExecutionSuccessful: true, EndTimeUTC: sarifTime(r)}},
-		OriginalURIBaseIDs: map[string]sarifArtifactLoc{sarifBase: targetRoot(r)},
-		Results:            []sarifResult{},
+	run := sarif.Run{
+		Tool: sarif.Tool{Driver: sarif.Driver{Name: tool.Name, Version: tool.Version,
+			InformationURI: "https://github.com/vigil-sec/vigil", Rules: []sarif.Rule{}}},
+		Invocations:        []sarif.Invocation{{ExecutionSuccessful: true, EndTimeUTC: sarifTime(r)}},
+		OriginalURIBaseIDs: map[string]sarif.ArtifactLocation{sarifBase: targetRoot(r)},
+		Results:            []sarif.Result{},
 		Properties:         map[string]any{"target": r.Target},
 	}
 	for _, warn := range r.Warnings {
 		run.Invocations[0].ToolExecutionNotifications = append(run.Invocations[0].ToolExecutionNotifications,
-			sarifNotification{Level: "warning", Message: sarifText{Text: warn}})
+			sarif.Notification{Level: "warning", Message: sarif.Text{Text: warn}})
 	}
 	ruleIndex := map[string]int{}
 	for i := range fs {
@@ -139,13 +48,13 @@ func WriteSARIF(w io.Writer, r *scan.Report, tool Tool) error {
 		if raiseRule(rule, f) {
 			rule.DefaultConfiguration.Level = sarifLevel(f.Severity)
 		}
-		run.Results = append(run.Results, sarifResult{
+		run.Results = append(run.Results, sarif.Result{
 			RuleID:    f.ID,
 			RuleIndex: idx,
 			Kind:      "fail",
 			Level:     sarifLevel(f.Severity),
-			Message:   sarifText{Text: resultText(f)},
-			Locations: []sarifLocation{packageLocation(&f.Package)},
+			Message:   sarif.Text{Text: resultText(f)},
+			Locations: []sarif.Location{packageLocation(&f.Package)},
 			PartialFingerprints: map[string]string{
 				"vigilFinding/v1": f.ID + "|" + f.Package.Ecosystem + "|" + f.Package.Name + "|" + f.Package.Location,
 			},
@@ -154,7 +63,7 @@ func WriteSARIF(w io.Writer, r *scan.Report, tool Tool) error {
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}})
+	return enc.Encode(sarif.Log{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarif.Run{run}})
 }
 
 func sarifTime(r *scan.Report) string {
@@ -166,18 +75,18 @@ func sarifTime(r *scan.Report) string {
 
 // targetRoot describes the root locations are relative to: a file URI for a host or a
 // directory, a description only for an image or a container, which have no path here.
-func targetRoot(r *scan.Report) sarifArtifactLoc {
-	desc := &sarifText{Text: "the root of the scanned " + r.Target.Kind + " " + r.Target.Name}
+func targetRoot(r *scan.Report) sarif.ArtifactLocation {
+	desc := &sarif.Text{Text: "the root of the scanned " + r.Target.Kind + " " + r.Target.Name}
 	switch r.Target.Kind {
 	case "host", "dir":
 		if root, err := filepath.Abs(r.Target.Name); err == nil && r.Target.Name != "" {
-			return sarifArtifactLoc{URI: (&url.URL{Scheme: "file", Path: strings.TrimSuffix(root, "/") + "/"}).String(), Description: desc}
+			return sarif.ArtifactLocation{URI: (&url.URL{Scheme: "file", Path: strings.TrimSuffix(root, "/") + "/"}).String(), Description: desc}
 		}
 	}
-	return sarifArtifactLoc{Description: desc}
+	return sarif.ArtifactLocation{Description: desc}
 }
 
-func newRule(f *scan.Finding) sarifRule {
+func newRule(f *scan.Finding) sarif.Rule {
 	short := f.Summary
 	if short == "" {
 		short = f.ID
@@ -191,13 +100,13 @@ func newRule(f *scan.Finding) sarifRule {
 	for _, ref := range f.References {
 		fmt.Fprintf(&md, "- <%s>\n", ref)
 	}
-	return sarifRule{
+	return sarif.Rule{
 		ID:                   f.ID,
-		ShortDescription:     sarifText{Text: short},
-		FullDescription:      &sarifText{Text: full},
+		ShortDescription:     sarif.Text{Text: short},
+		FullDescription:      &sarif.Text{Text: full},
 		HelpURI:              advisoryURL(f.ID),
-		Help:                 &sarifMarkdown{Text: full + "\n" + advisoryURL(f.ID), Markdown: md.String()},
-		DefaultConfiguration: sarifConfig{Level: sarifLevel(f.Severity)},
+		Help:                 &sarif.Message{Text: full + "\n" + advisoryURL(f.ID), Markdown: md.String()},
+		DefaultConfiguration: &sarif.Configuration{Level: sarifLevel(f.Severity)},
 		Properties: map[string]any{
 			"tags":      []string{"vulnerability", "security", f.Severity},
 			"precision": "very-high",
@@ -207,7 +116,7 @@ func newRule(f *scan.Finding) sarifRule {
 
 // raiseRule makes the rule's severity the highest of its findings' and says whether it
 // changed.
-func raiseRule(rule *sarifRule, f *scan.Finding) bool {
+func raiseRule(rule *sarif.Rule, f *scan.Finding) bool {
 	score := securitySeverity(f)
 	if score == "" {
 		return false
@@ -273,10 +182,10 @@ func resultText(f *scan.Finding) string {
 	return s
 }
 
-func packageLocation(p *scan.Package) sarifLocation {
-	loc := sarifLocation{LogicalLocations: []sarifLogical{{Name: p.Name + "@" + p.Version, FullyQualifiedName: p.PURL, Kind: "package"}}}
+func packageLocation(p *scan.Package) sarif.Location {
+	loc := sarif.Location{LogicalLocations: []sarif.LogicalLocation{{Name: p.Name + "@" + p.Version, FullyQualifiedName: p.PURL, Kind: "package"}}}
 	if rel := strings.TrimLeft(p.Location, "/"); rel != "" {
-		loc.PhysicalLocation = &sarifPhysical{ArtifactLocation: sarifArtifactLoc{URI: (&url.URL{Path: rel}).String(), URIBaseID: sarifBase}}
+		loc.PhysicalLocation = &sarif.PhysicalLocation{ArtifactLocation: sarif.ArtifactLocation{URI: (&url.URL{Path: rel}).String(), URIBaseID: sarifBase}}
 	}
 	return loc
 }
