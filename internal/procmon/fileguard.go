@@ -897,14 +897,7 @@ func (g *FileGuard) handlePerm(sc *procScratch, intern map[string]string, ev fan
 		return
 	}
 	p, _ := containerPath(link, w.hostRoot)
-	path, ok := intern[bytesView(p)]
-	if !ok {
-		if len(intern) >= fileGuardInternMax {
-			clear(intern)
-		}
-		path = string(p)
-		intern[path] = path
-	}
+	path := internPath(intern, p)
 	if isELFInterpreter(path) && g.allowedJustNow(ev.PID) {
 		g.execInterp.Add(1)
 		g.answer(ev.FD, true)
@@ -1218,4 +1211,19 @@ func processNames(pid int) (comm, exe string) {
 	}
 	exe, _ = os.Readlink(proc + "/exe")
 	return comm, exe
+}
+
+// internPath returns p as a string, the same string each time for the same path (a
+// container runs the same few programs), so that a path costs an allocation once; the
+// table is bounded by fileGuardInternMax and starts afresh when full.
+func internPath(intern map[string]string, p []byte) string {
+	if path, ok := intern[bytesView(p)]; ok {
+		return path
+	}
+	if len(intern) >= fileGuardInternMax {
+		clear(intern)
+	}
+	path := string(p)
+	intern[path] = path
+	return path
 }

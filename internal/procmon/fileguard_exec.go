@@ -117,14 +117,7 @@ func (g *FileGuard) handleExecNote(sc *procScratch, intern map[string]string, la
 		return
 	}
 	p, _ := containerPath(link, w.hostRoot)
-	path, ok := intern[bytesView(p)]
-	if !ok {
-		if len(intern) >= fileGuardInternMax {
-			clear(intern)
-		}
-		path = string(p)
-		intern[path] = path
-	}
+	path := internPath(intern, p)
 	prev, seen := last[ev.PID]
 	recent := seen && now.Sub(prev.at) < noteRecent
 	note := ExecNote{PID: ev.PID, Path: path, Container: w.id, SetUID: -1, Ino: stx.Ino, Time: now}
