@@ -29,7 +29,7 @@
 // layers whose copy of the database lists the package at the same version, so a package
 // is not blamed on the layer that merely rewrote /var/lib/dpkg/status. The rpm sqlite
 // backend (rpmdb.sqlite, Fedora 33+, RHEL 9) is not read: its only CGO-free driver
-// (modernc) would add about 6 MB to the binary; such a database gives a warning. zstd
-// compressed layers give an error naming the layer, for the same reason (no zstd
-// decoder among the dependencies).
+// (modernc) would add about 6 MB to the binary; such a database gives a warning. Layers
+// may be plain, gzip or zstd (github.com/klauspost/compress, one goroutine, windows up to
+// 128 MiB); the bomb bound applies to all three.
 package inventory

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // entry is one member of a tar composed by a test.
@@ -78,6 +80,14 @@ func gzipOf(t testing.TB, b []byte) []byte {
 	return buf.Bytes()
 }
 
+func zstdOf(t testing.TB, b []byte) []byte {
+	t.Helper()
+	zw, err := zstd.NewWriter(nil)
+	must(t, err)
+	defer zw.Close()
+	return zw.EncodeAll(b, nil)
+}
+
 func digest(b []byte) string {
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
@@ -89,6 +99,7 @@ type testImage struct {
 	layers    [][]byte
 	createdBy []string
 	gzip      bool // compress the layers in the archive or layout
+	zstd      bool // compress them with zstd instead
 	cmd       []string
 }
 
@@ -126,6 +137,9 @@ func (im testImage) config(t testing.TB) []byte {
 }
 
 func (im testImage) layerBlob(t testing.TB, i int) []byte {
+	if im.zstd {
+		return zstdOf(t, im.layers[i])
+	}
 	if im.gzip {
 		return gzipOf(t, im.layers[i])
 	}
@@ -173,7 +187,10 @@ func (im testImage) ociEntries(t testing.TB) []entry {
 	for i := range im.layers {
 		b := im.layerBlob(t, i)
 		mt := "application/vnd.oci.image.layer.v1.tar"
-		if im.gzip {
+		switch {
+		case im.zstd:
+			mt += "+zstd"
+		case im.gzip:
 			mt += "+gzip"
 		}
 		man.Layers = append(man.Layers, desc{MediaType: mt, Digest: digest(b), Size: len(b)})

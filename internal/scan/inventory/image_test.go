@@ -89,6 +89,8 @@ func TestScanImageFormats(t *testing.T) {
 	base, removed, readded := layeredImage(t)
 	gz := base
 	gz.gzip = true
+	zs := base
+	zs.zstd = true
 	dir := t.TempDir()
 	cases := []struct {
 		name  string
@@ -110,6 +112,16 @@ func TestScanImageFormats(t *testing.T) {
 			q := filepath.Join(dir, "save.tar.gz")
 			must(t, os.WriteFile(q, gzipOf(t, readFile(t, p)), 0o644))
 			return q
+		}},
+		{"docker-save-zstd-layers", func(t *testing.T) string {
+			p := filepath.Join(dir, "savezst.tar")
+			zs.dockerSave(t, p, "test:1")
+			return p
+		}},
+		{"oci-dir-zstd", func(t *testing.T) string {
+			p := filepath.Join(dir, "ocizst")
+			writeTree(t, p, zs.ociEntries(t))
+			return p
 		}},
 		{"oci-dir", func(t *testing.T) string {
 			p := filepath.Join(dir, "oci")
@@ -234,13 +246,13 @@ func TestScanImageErrors(t *testing.T) {
 		t.Errorf("bad layer: err = %v, want an error naming the layer", err)
 	}
 
-	// zstd layers are refused by name.
+	// A corrupt zstd layer: a clear error naming the layer.
 	im = testImage{layers: [][]byte{append([]byte("\x28\xb5\x2f\xfd"), make([]byte, 100)...)}}
 	zst := filepath.Join(dir, "zstd.tar")
 	im.dockerSave(t, zst, "z:1")
 	_, err = ScanImage(context.Background(), zst, Options{TempDir: dir})
-	if !errors.Is(err, ErrUnsupported) {
-		t.Errorf("zstd layer: err = %v", err)
+	if err == nil || !strings.Contains(err.Error(), digest(im.layers[0])) {
+		t.Errorf("corrupt zstd layer: err = %v, want an error naming the layer", err)
 	}
 }
 

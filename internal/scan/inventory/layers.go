@@ -12,6 +12,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Whiteout markers of the OCI image spec (layer.md): ".wh.<name>" deletes <name> from
@@ -46,7 +48,11 @@ type view struct {
 	history map[string][]histRef
 }
 
-// layerReader opens layer i, decompressed, with its size bounded.
+// zstdMaxWindow bounds the window a zstd layer may ask the decoder to keep in memory
+// (zstd's own default limit for decoders is 128 MiB).
+const zstdMaxWindow = 128 << 20
+
+// layerReader opens layer i, decompressed (gzip, zstd or none), with its size bounded.
 func layerReader(src blobSource, l imageLayer, o Options, count func(int64)) (io.Reader, func(), error) {
 	rc, _, err := src.open(l.member)
 	if err != nil {
@@ -66,8 +72,15 @@ func layerReader(src blobSource, l imageLayer, o Options, count func(int64)) (io
 		}
 		r = zr
 	case len(magic) == 4 && string(magic) == "\x28\xb5\x2f\xfd":
-		rc.Close()
-		return nil, nil, fmt.Errorf("layer %s (%s): zstd compression: %w", l.diffID, l.member, ErrUnsupported)
+		// One goroutine, and bounded windows: a frame that declares a huge window is
+		// refused rather than allocated (the layer's size is bounded below as for gzip).
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
+		if err != nil {
+			rc.Close()
+			return nil, nil, fmt.Errorf("layer %s (%s): zstd: %w", l.diffID, l.member, err)
+		}
+		r = zr
+		closeFn = func() { zr.Close(); rc.Close() }
 	}
 	return &boundedReader{r: r, left: o.MaxLayerSize, compressed: compressed, name: l.diffID}, closeFn, nil
 }

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func token(t testing.TB) string {
@@ -191,6 +193,44 @@ func TestDecompressionBomb(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 1 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// The same bomb compressed with zstd (which packs zeros far tighter than gzip), and a zstd
+// frame that asks for a window beyond the decoder's bound.
+func TestDecompressionBombZstd(t *testing.T) {
+	dir := t.TempDir()
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	must(t, tw.WriteHeader(&tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Size: 1 << 40, Mode: 0o755, Format: tar.FormatPAX}))
+	zeros := make([]byte, 1<<20)
+	var layer bytes.Buffer
+	w, err := zstd.NewWriter(&layer, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+	must(t, err)
+	_, err = w.Write(raw.Bytes())
+	must(t, err)
+	for n := 0; n < 300; n++ {
+		_, err := w.Write(zeros)
+		must(t, err)
+	}
+	must(t, w.Close())
+	p := filepath.Join(dir, "bomb.tar")
+	bombArchive(t, p, layer.Bytes())
+	var scanErr error
+	peak := peakHeap(t, func() { _, scanErr = ScanImage(context.Background(), p, Options{TempDir: dir}) })
+	if !errors.Is(scanErr, ErrTooLarge) || !strings.Contains(scanErr.Error(), "decompression bomb") {
+		t.Errorf("err = %v, want a decompression bomb error", scanErr)
+	}
+	if peak > 64<<20 {
+		t.Errorf("peak heap %d MiB while reading a zstd bomb", peak>>20)
+	}
+
+	// A frame header declaring a 2 GiB window (Window_Descriptor exponent 21): refused.
+	huge := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3, 0, 0, 0, 0, 0, 0}
+	q := filepath.Join(dir, "window.tar")
+	bombArchive(t, q, huge)
+	if _, err := ScanImage(context.Background(), q, Options{TempDir: dir}); err == nil {
+		t.Error("a zstd frame with a 2 GiB window was accepted")
 	}
 }
 
