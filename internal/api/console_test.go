@@ -1,6 +1,9 @@
 package api
 
 import (
+	"bytes"
+	"compress/gzip"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/controller"
@@ -373,4 +377,54 @@ func TestConsolePolicyExport(t *testing.T) {
 	if rec := do(t, h, req{method: http.MethodGet, target: "/api/v1/policy/export"}); rec.Code != http.StatusUnauthorized {
 		t.Errorf("export without credentials: %d", rec.Code)
 	}
+}
+
+func TestConsoleAssetsCompressed(t *testing.T) {
+	big := bytes.Repeat([]byte("function graph(){return cytoscape;}\n"), 2000)
+	fsys := fstest.MapFS{
+		"index.html":       {Data: []byte("<html></html>")},
+		"assets/app.js":    {Data: big},
+		"assets/tiny.css":  {Data: []byte("a{}")},
+		"assets/noise.bin": {Data: randomBytes(t, 8192)},
+	}
+	gz := compressAssets(fsys, slog.New(slog.DiscardHandler))
+	if len(gz) != 1 {
+		t.Fatalf("compressed %d assets, want only the bundle (tiny and incompressible ones stay plain)", len(gz))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz["assets/app.js"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(plain, big) {
+		t.Fatalf("the compressed bundle does not inflate to the bundle: %v", err)
+	}
+	for header, want := range map[string]bool{
+		"":                     false,
+		"gzip":                 true,
+		"br, gzip, deflate":    true,
+		"GZIP":                 true,
+		"gzip;q=0":             false,
+		"gzip; q=0.0, deflate": false,
+		"gzip;q=0.5":           true,
+		"deflate":              false,
+		"x-gzip":               false,
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/assets/app.js", nil)
+		if header != "" {
+			r.Header.Set("Accept-Encoding", header)
+		}
+		if got := acceptsGzip(r); got != want {
+			t.Errorf("Accept-Encoding %q: gzip %v, want %v", header, got, want)
+		}
+	}
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
