@@ -12,7 +12,10 @@
 # sequence gaps), dropped (worker queues full), unread (exited before /proc was read and
 # no exec notification came) and recovered (exited before /proc was read, judged from the
 # file guard's FAN_OPEN_EXEC notification) counters during the run, and Vigil's CPU
-# (utime+stime of its process) over the run.
+# (utime+stime of its process) over the run, and the taskstats exit records: received,
+# execs judged gone whose name and user IDs came from their record (named; waited: the
+# record came after the exec was ready to be judged), timed out (no record within 50 ms),
+# rejected (a later program's record), overruns (ENOBUFS).
 #
 # Seen is counted two ways. "As true": events whose process is named true (read from
 # /proc, or its name from /proc's stat before it went). "By executable only": events of
@@ -137,12 +140,17 @@ secs=$(python3 -c "print(round($t1-$t0,2))")
 for k in execs lost dropped unread recovered; do
 	eval "d_$k=$(( $(echo "$after" | field $k 2>/dev/null || echo 0) - $(echo "$before" | field $k 2>/dev/null || echo 0) ))"
 done
+xfield() { python3 -c "import json,sys; print(json.load(sys.stdin)['monitor'].get('exit_records',{}).get('$1',0))"; }
+for k in records named waited timed_out rejected overruns full; do
+	eval "x_$k=$(( $(echo "$after" | xfield $k 2>/dev/null || echo 0) - $(echo "$before" | xfield $k 2>/dev/null || echo 0) ))"
+done
 cpu_pct=$(python3 -c "print(round(100*($cpu1-$cpu0)/$TICKS/($t1-$t0),1))")
 echo "process bench: $made execs of $PROGPATH made in ${secs}s ($(python3 -c "print(round($made/$secs))")/s) by $LOOPS loops, target $RATE/s"
 echo "  seen and judged as $PROGNAME:   $seen ($(python3 -c "print(round(100*$seen/max($made,1),1))")%)"
 echo "  by executable only:        $seen_exe (busybox, applet name unknown); true + these: $(python3 -c "print(round(100*($seen+$seen_exe)/max($made,1),1))")%"
 echo "  all execs of the container: made $made_all (with the loops' date and usleep), violations seen $seen_all"
 echo "  monitor during the run:    execs $d_execs (all of the host's), lost $d_lost, dropped $d_dropped, unread $d_unread, recovered $d_recovered"
-echo "  judged from notifications: $d_recovered (gone before /proc was read; a busybox applet's name is then unknown and it is judged by executable and user: allowed, as busybox's sleep is in the profile)"
+echo "  judged from notifications: $d_recovered (gone before /proc was read; the name and user IDs then come from the exit record, else a busybox applet's name is unknown and it is judged by executable and user: allowed, as busybox's sleep is in the profile)"
+echo "  taskstats exit records:    $x_records received, named $x_named execs (of them waited $x_waited), timed out $x_timed_out, rejected $x_rejected, overruns $x_overruns, full $x_full"
 echo "  Vigil CPU over the run:    ${cpu_pct}% of one CPU"
 echo "  host load average:         $(cut -d' ' -f1-3 /proc/loadavg)"

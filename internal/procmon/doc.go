@@ -50,10 +50,21 @@
 //     busybox's applets and other links: the profile then matches by executable and
 //     user only), the user IDs inherited from the parent at the fork (a set-user-ID
 //     file's owner as effective user), no command line. ProcessInfo.Inferred lists what
-//     was not read; MonitorStats.Recovered counts these execs. On the host, and when no
-//     notification comes, such an exec is in no observation and MonitorStats.Unread
-//     counts it. The exec connector message carries only the PID (no name: the
-//     connector's comm event is sent for prctl(PR_SET_NAME), not at exec).
+//     was not read; MonitorStats.Recovered counts these execs. The exec connector
+//     message carries only the PID (no name: the connector's comm event is sent for
+//     prctl(PR_SET_NAME), not at exec).
+//   - The taskstats exit records (generic netlink family TASKSTATS, registered for the
+//     online CPUs; taskstats.go, exitrecords.go) give such a process its real name and
+//     real uid/gid: an exec judged from its notification waits for its record (at most
+//     50 ms, bounded, off the workers) and is judged once, with them. Taskstats has no
+//     effective IDs: the effective user stays inferred (the parent's when the real one
+//     did not change, a set-user-ID file's owner). A host exec gone before its read is
+//     observed from its record (name, real IDs; no executable), so that the escalation
+//     rule sees a real uid that became 0 — not an effective one (a set-user-ID program
+//     that exits at once is missed on the host). Without a record (CONFIG_TASKSTATS off,
+//     the socket overran: MonitorStats.ExitRecords) such an exec is judged as guessed, or
+//     on the host counted in MonitorStats.Unread. CPUs brought online after start are
+//     not registered.
 //   - What a process was between two reads (a setuid helper that execs a shell at once)
 //     may be seen only as what it became; in a container the exec notifications give the
 //     earlier program back.

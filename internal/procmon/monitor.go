@@ -52,6 +52,8 @@ type MonitorConfig struct {
 	// (a shell redirects its descriptors after it starts: bash's /dev/tcp). Default
 	// 100 ms and 1 s.
 	Rechecks []time.Duration
+	// NoExitRecords turns off the taskstats exit records (exitrecords.go).
+	NoExitRecords bool
 }
 
 // MonitorStats counts what the monitor has seen since it started.
@@ -77,6 +79,8 @@ type MonitorStats struct {
 	Recovered uint64 `json:"recovered"`
 	// ExecNotes counts the exec notifications and how they were paired.
 	ExecNotes CorrelatorStats `json:"exec_notes"`
+	// ExitRecords counts the taskstats exit records and the execs they completed.
+	ExitRecords ExitRecordStats `json:"exit_records"`
 	// BufferBytes is the socket receive buffer the kernel granted.
 	BufferBytes int `json:"buffer_bytes"`
 }
@@ -104,6 +108,11 @@ type Monitor struct {
 	notesOn   atomic.Bool
 	recovered atomic.Uint64
 	queues    atomic.Pointer[[]chan queued]
+	// Taskstats exit records (exitrecords.go); exitsOn once the socket is registered.
+	exitRecs *exitStore
+	exitsOn  atomic.Bool
+	ts       atomic.Pointer[taskstatsConn]
+	exitKick chan struct{}
 }
 
 // Internal kinds: look at a shell again; an exec whose process had gone, judged from
@@ -111,6 +120,8 @@ type Monitor struct {
 const (
 	eventRecheck EventKind = 100
 	eventNoted   EventKind = 101
+	// eventExitRec: a gone exec that waited for its exit record, completed (or not).
+	eventExitRec EventKind = 102
 )
 
 // NewMonitor returns a monitor; Run starts it.
@@ -127,7 +138,8 @@ func NewMonitor(cfg MonitorConfig, log *slog.Logger) *Monitor {
 	if cfg.Rechecks == nil {
 		cfg.Rechecks = []time.Duration{100 * time.Millisecond, time.Second}
 	}
-	return &Monitor{cfg: cfg, log: log, procs: map[int]*ProcessInfo{}, corr: newExecCorrelator()}
+	return &Monitor{cfg: cfg, log: log, procs: map[int]*ProcessInfo{}, corr: newExecCorrelator(), exitRecs: newExitStore(),
+		exitKick: make(chan struct{}, 1)}
 }
 
 // Supported opens and closes a connector socket: nil when process events can be had.
@@ -149,6 +161,16 @@ func (m *Monitor) Run(ctx context.Context) error {
 		return err
 	}
 	m.conn.Store(c)
+	var ts *taskstatsConn
+	if !m.cfg.NoExitRecords {
+		if ts, err = openTaskstats(""); err != nil {
+			m.log.Warn("process monitor: no taskstats exit records; short-lived processes keep guessed names and user IDs", "err", err)
+			ts = nil
+		} else {
+			m.ts.Store(ts)
+			m.exitsOn.Store(true)
+		}
+	}
 	m.running.Store(true)
 	// Subscribed first, then scanned: a process born during the scan is in one or both.
 	m.scan()
@@ -164,6 +186,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		grp.Go(func() error { m.work(ctx, q); return nil })
 	}
 	grp.Go(func() error { m.expireNotes(ctx); return nil })
+	if ts != nil {
+		grp.Go(func() error { m.readExits(ctx, ts); return nil })
+	}
 	grp.Go(func() error {
 		defer c.close()
 		// The reader reads /proc for each exec before the program can exit, so it must
@@ -269,8 +294,12 @@ func (m *Monitor) work(ctx context.Context, q chan queued) {
 		case <-ctx.Done():
 			return
 		case it := <-q:
-			if it.ev.Kind == eventNoted {
+			switch it.ev.Kind {
+			case eventNoted:
 				m.handleNoted(r, it.wait, it.note, &o)
+				continue
+			case eventExitRec:
+				m.finishGone(r, *it.p, &o)
 				continue
 			}
 			m.handle(r, it.ev, it.p, it.stat, &o)
@@ -325,11 +354,11 @@ func (m *Monitor) handle(r *procReader, ev ProcEvent, read, stat *ProcessInfo, o
 		}
 		if p == nil {
 			if !m.notesOn.Load() {
-				m.unread.Add(1)
+				m.goneUnnoted(r, ev.TGID, stat, now, o)
 				return
 			}
 			// Gone: judged from its exec notification, now or when it comes.
-			w := waitingExec{pid: ev.TGID, stat: stat}
+			w := waitingExec{pid: ev.TGID, stat: stat, since: now}
 			m.mu.RLock()
 			if cur := m.procs[pid]; cur != nil {
 				w.base, w.known = *cur, true
@@ -470,7 +499,19 @@ func (m *Monitor) handleNoted(r *procReader, w *waitingExec, n *ExecNote, o *Obs
 		p.Exe, p.exeIno, p.Inferred = n.Exe(), n.Ino, []string{"exe"}
 	default:
 		p = fromNote(w.base, w.known, w.stat, n)
+		x := exitCtx{noteIno: n.Ino, setUID: n.SetUID, execAt: w.since}
+		if n.Script {
+			x.noteIno = 0 // the script's inode; the process runs its interpreter
+		}
+		m.judgeGone(r, p, x, o)
+		return
 	}
+	m.finishGone(r, p, o)
+}
+
+// finishGone puts an exec judged without a whole /proc read in the tree (while the
+// process is there) and observes it.
+func (m *Monitor) finishGone(r *procReader, p ProcessInfo, o *Observation) {
 	m.mu.Lock()
 	if cur := m.procs[p.PID]; cur != nil && (p.StartTicks == 0 || cur.StartTicks == p.StartTicks) {
 		c := p
@@ -497,7 +538,7 @@ func (m *Monitor) expireNotes(ctx context.Context) {
 				case w.read:
 					m.sendNoted(w, nil) // judged as read, without its executable
 				default:
-					m.unread.Add(1)
+					m.sendUnread(w)
 				}
 			})
 		}
@@ -581,6 +622,12 @@ func (m *Monitor) Stats() MonitorStats {
 	if c := m.conn.Load(); c != nil {
 		s.Events, s.Lost, s.Overruns = c.msgs.Load(), c.lost.Load(), c.overrun.Load()
 		s.BufferBytes = c.bufferSize()
+	}
+	s.ExitRecords = m.exitRecs.stats()
+	if ts := m.ts.Load(); ts != nil {
+		s.ExitRecords.Enabled = m.exitsOn.Load()
+		s.ExitRecords.Messages, s.ExitRecords.Bad, s.ExitRecords.Overruns = ts.msgs.Load(), ts.bad.Load(), ts.overrun.Load()
+		s.ExitRecords.BufferBytes = ts.rcvbuf
 	}
 	return s
 }

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -597,4 +598,105 @@ func TestProcessShortLivedExecs(t *testing.T) {
 	if unread > burst/20 {
 		t.Errorf("%d of %d execs unread, want under 5%%", unread, burst+1)
 	}
+}
+
+// A burst of a busybox applet that exits at once and is not in the profile: each exec
+// is a violation naming the applet, including those gone before /proc could be read
+// (their exec notification names only /bin/busybox; the taskstats exit record names
+// the applet).
+func TestProcessShortLivedAppletNamed(t *testing.T) {
+	d := testenv.NewDocker(t)
+	image := d.EnsureImage(t)
+	v := startVigil(t)
+	logProcessStats(t, v)
+	group := "vigil." + testenv.RandomName("applet")
+	c := d.Run(t, testenv.ContainerSpec{Image: image, Labels: map[string]string{"vigil.group": strings.TrimPrefix(group, "vigil.")},
+		Cmd: []string{"sleep", "3600"}})
+	waitKnown(t, v, c)
+
+	// Discover: busybox's sleep is learned; true is not.
+	eventually(t, 15*time.Second, "the profile to hold busybox's sleep", func() (bool, string) {
+		p, err := v.Client.Profile(context.Background(), group)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range p.Entries {
+			if e.Exe == "/bin/busybox" && e.Name == "sleep" {
+				return true, ""
+			}
+			if e.Name == "true" {
+				t.Fatalf("true learned before it ran: %+v", p.Entries)
+			}
+		}
+		return false, fmt.Sprintf("%+v", p.Entries)
+	})
+	before, err := v.Client.ProcessStats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !before.Monitor.ExitRecords.Enabled {
+		t.Fatalf("taskstats exit records are off (see Vigil's log): %+v", before.Monitor.ExitRecords)
+	}
+
+	setMode(t, v, group, "monitor")
+	const burst = 300
+	// Four loops at once, so that the host is busy and some of the programs are gone
+	// before /proc can be read.
+	out := d.Exec(t, c.ID, "sh", "-c", fmt.Sprintf("for l in 1 2 3 4; do ( i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done; echo $i ) & done; wait", burst/4))
+	if n := strings.Fields(out); len(n) != 4 || n[0] != fmt.Sprint(burst/4) || n[3] != fmt.Sprint(burst/4) {
+		t.Fatalf("burst: %q", out)
+	}
+	// /bin/true, not the shell's builtin: each is an exec of /bin/busybox.
+	const execs = burst
+	count := func() (named, guessed int) {
+		for _, e := range processEvents(t, v, controller.EventProcess, c.ID) {
+			comm, exe := processDetail(e)
+			n, _ := e.Detail["count"].(float64)
+			switch {
+			case comm == "true" && exe == "/bin/busybox":
+				named += int(n)
+			case exe == "/bin/busybox" && slices.Contains(inferredOf(e), "name"):
+				guessed += int(n)
+				t.Errorf("a violation of busybox not named true: %s", e.Summary)
+			}
+		}
+		return named, guessed
+	}
+	var after controller.ProcessStats
+	eventually(t, 10*time.Second, fmt.Sprintf("%d violations named true", execs), func() (bool, string) {
+		named, guessed := count()
+		if after, err = v.Client.ProcessStats(context.Background()); err != nil {
+			return false, err.Error()
+		}
+		missed := int(after.Monitor.Unread - before.Monitor.Unread + after.Monitor.Lost - before.Monitor.Lost + after.Monitor.Dropped - before.Monitor.Dropped)
+		return named+missed >= execs, fmt.Sprintf("named %d, guessed %d, unread/lost/dropped %d", named, guessed, missed)
+	})
+	named, _ := count()
+	x := after.Monitor.ExitRecords
+	bx := before.Monitor.ExitRecords
+	t.Logf("%d execs of /bin/true: %d violations named true; recovered from notifications %d, exit records named %d (waited %d, timed out %d, rejected %d, overruns %d); unread %d",
+		execs, named, after.Monitor.Recovered-before.Monitor.Recovered, x.Named-bx.Named, x.Waited-bx.Waited, x.TimedOut-bx.TimedOut,
+		x.Rejected-bx.Rejected, x.Overruns-bx.Overruns, after.Monitor.Unread-before.Monitor.Unread)
+	if named > execs {
+		t.Errorf("%d violations for %d execs: counted twice", named, execs)
+	}
+	if missed := execs - named; missed > execs/20 {
+		t.Errorf("%d of %d execs not judged, want under 5%%", missed, execs)
+	}
+	if x.Records == bx.Records {
+		t.Error("no exit record received during the burst")
+	}
+}
+
+// inferredOf reads the fields of an event's process that were not read from /proc.
+func inferredOf(e controller.Event) []string {
+	p, _ := e.Detail["process"].(map[string]any)
+	l, _ := p["inferred"].([]any)
+	var out []string
+	for _, f := range l {
+		if s, ok := f.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
