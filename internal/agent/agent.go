@@ -85,12 +85,13 @@ type ringEntry struct {
 }
 
 type lookup struct {
-	key    flow.Key
-	client bool // which end of the flow
-	netns  workload.NetNS
-	proto  uint8
-	local  netip.AddrPort
-	remote netip.AddrPort
+	attempt int // retries so far
+	key     flow.Key
+	client  bool // which end of the flow
+	netns   workload.NetNS
+	proto   uint8
+	local   netip.AddrPort
+	remote  netip.AddrPort
 }
 
 // New returns an agent over reg. owners may be nil (no process attribution).
@@ -122,6 +123,13 @@ func New(cfg Config, reg *workload.Registry, owners Owners, reporter Reporter, l
 	a.table = flow.NewTable(fc)
 	return a
 }
+
+// A lookup that finds no owner is tried again lookupRetries times, after lookupRetryDelay
+// and twice that.
+const (
+	lookupRetries    = 2
+	lookupRetryDelay = 150 * time.Millisecond
+)
 
 // lookupWorkers is how many socket lookups run at once; each is a netlink query and a
 // /proc walk of the workload's processes.
@@ -392,7 +400,9 @@ func (a *Agent) lookupLoop(ctx context.Context) {
 			return
 		case l := <-a.lookups:
 			p, ok := a.owners.Lookup(ctx, l.netns, l.proto, l.local, l.remote)
-			a.table.Annotate(l.key, true, func(f *flow.Flow) {
+			// Only the first answer is awaited: the flow's start is not held back for
+			// the retries.
+			a.table.Annotate(l.key, l.attempt == 0, func(f *flow.Flow) {
 				if !ok {
 					return
 				}
@@ -402,6 +412,19 @@ func (a *Agent) lookupLoop(ctx context.Context) {
 					f.ServerEnd.Process = &p
 				}
 			})
+			if !ok && l.attempt < lookupRetries {
+				// The owner may not have been found because the scans were over their
+				// CPU budget, or the socket was not yet accepted; while the flow lives,
+				// a later report can still carry its process.
+				l.attempt++
+				time.AfterFunc(time.Duration(l.attempt)*lookupRetryDelay, func() {
+					select {
+					case a.lookups <- l:
+					default:
+						a.lookupsLost.Add(1)
+					}
+				})
+			}
 		}
 	}
 }
