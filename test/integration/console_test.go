@@ -200,15 +200,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	v := startVigil(t)
 	requireBuiltConsole(t, v.URL)
 
-	db := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "db"},
-		Cmd: []string{"sh", "-c", "mkdir -p /www && dd if=/dev/zero of=/www/index.html bs=1024 count=1024 2>/dev/null && exec httpd -f -p 8080 -h /www"}})
-	web := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "web"}})
-	waitCaptured(t, v, db, web)
-	dbIP := d.IP(t, db.ID)
-	eventually(t, 10*time.Second, "httpd to listen", func() (bool, string) {
-		out, code, err := d.ExecResult(db.ID, "sh", "-c", "netstat -ltn | grep -q ':8080 '")
-		return err == nil && code == 0, out
-	})
+	db, web, dbIP := webAndDB(t, d, v, net)
 	// Discover: web -> db is learned.
 	request(t, d, web, dbIP)
 	eventually(t, flowDeadline, "the learned rule web -> db", func() (bool, string) {

@@ -28,21 +28,29 @@ func request(t *testing.T, d *testenv.Docker, from testenv.Container, host strin
 	}
 }
 
+// webAndDB starts the usual pair on net: db (group vigil.db) serving a 1 MiB page with
+// httpd on 8080, and web (group vigil.web), both captured by v, httpd listening.
+func webAndDB(t *testing.T, d *testenv.Docker, v *vigilProc, net string) (db, web testenv.Container, dbIP string) {
+	t.Helper()
+	db = d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "db"},
+		Cmd: []string{"sh", "-c", "mkdir -p /www && dd if=/dev/zero of=/www/index.html bs=1024 count=1024 2>/dev/null && exec httpd -f -p 8080 -h /www"}})
+	web = d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "web"}})
+	waitCaptured(t, v, db, web)
+	dbIP = d.IP(t, db.ID)
+	eventually(t, 10*time.Second, "httpd to listen", func() (bool, string) {
+		out, code, err := d.ExecResult(db.ID, "sh", "-c", "netstat -ltn | grep -q ':8080 '")
+		return err == nil && code == 0, out
+	})
+	return db, web, dbIP
+}
+
 func TestLearnThenMonitor(t *testing.T) {
 	d := testenv.NewDocker(t)
 	d.EnsureImage(t)
 	net := d.Network(t, "")
 	v := startVigil(t)
 
-	db := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "db"},
-		Cmd: []string{"sh", "-c", "mkdir -p /www && dd if=/dev/zero of=/www/index.html bs=1024 count=1024 2>/dev/null && exec httpd -f -p 8080 -h /www"}})
-	web := d.Run(t, testenv.ContainerSpec{NetworkMode: net, Labels: map[string]string{"vigil.group": "web"}})
-	waitCaptured(t, v, db, web)
-	dbIP := d.IP(t, db.ID)
-	eventually(t, 10*time.Second, "httpd to listen", func() (bool, string) {
-		out, code, err := d.ExecResult(db.ID, "sh", "-c", "netstat -ltn | grep -q ':8080 '")
-		return err == nil && code == 0, out
-	})
+	db, web, dbIP := webAndDB(t, d, v, net)
 
 	// Discover: web -> db is learned as one rule between the groups.
 	request(t, d, web, dbIP)
